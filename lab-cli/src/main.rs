@@ -1,0 +1,576 @@
+//! `lth`: the LTH Lab command line.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use lab_core::backend::BackendKind;
+use lab_core::burn::tensor::Device;
+use lab_core::data::native::{DataSource, load};
+use lab_core::data::{DatasetKind, Mnist};
+use lab_core::imp::{Control, ImpConfig, ImpObserver, Rewind, run_control, run_imp};
+use lab_core::model::{Architecture, ConvNet, Mlp, ModelKind};
+use lab_core::plot::{self, Chart};
+use lab_core::prune::{PruneConfig, PruneScope};
+use lab_core::record::{ImpReport, RoundResult};
+use lab_core::store::DirStore;
+use lab_core::train::{EvalPoint, Observer, OptimizerKind, Prepared, TrainConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "lth",
+    version,
+    about = "Lottery Ticket Hypothesis experiments on burn"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Iterative magnitude pruning: train, prune, rewind, repeat; optional controls.
+    Imp(ImpArgs),
+    /// Train one network (dense) and report its curve: an IMP run of one round.
+    Train(ImpArgs),
+    /// Print training throughput (samples/s) of LeNet-300-100 per backend.
+    Bench(BenchArgs),
+    /// Reproduce a paper's result; `lth-lenet300`: Frankle & Carbin's LeNet-300-100 figures.
+    Reproduce(ReproduceArgs),
+}
+
+#[derive(Args)]
+struct ReproduceArgs {
+    /// The protocol: lth-lenet300.
+    protocol: String,
+    /// Training iterations per run (the paper: 50000).
+    #[arg(long, default_value_t = 2000)]
+    budget: usize,
+    /// Number of seeds (0, 1, …).
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
+    /// IMP rounds including the dense one (19 reaches 1.9% remaining).
+    #[arg(long, default_value_t = 19)]
+    rounds: usize,
+    /// % of weights remaining at which the controls run (nearest round).
+    #[arg(long, value_delimiter = ',', default_values_t = lab_core::reproduce::LTH_LEVELS)]
+    levels: Vec<f64>,
+    #[arg(long, default_value = "ndarray")]
+    backend: String,
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long)]
+    download: bool,
+    /// Output: reproduction.json, table.md, accuracy/early_stop charts, records/.
+    #[arg(long, default_value = "runs/reproduce-lth-lenet300")]
+    out: PathBuf,
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args, Clone)]
+struct ImpArgs {
+    /// lenet300, lenet5, conv2, conv4 or conv6.
+    #[arg(long, default_value = "lenet300")]
+    model: String,
+    /// mnist or fashion-mnist.
+    #[arg(long, default_value = "mnist")]
+    dataset: String,
+    /// Training runs including the dense one (imp only).
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Training iterations per round (the paper: 50000).
+    #[arg(long, default_value_t = 2000)]
+    iterations: usize,
+    /// Rewind point: init, fine-tune, an iteration K, or a percentage of training like 2%.
+    #[arg(long, default_value = "init")]
+    rewind: String,
+    /// Also run a control on the ticket masks: reinit or random-prune (repeatable).
+    #[arg(long)]
+    control: Vec<String>,
+    /// ndarray (CPU) or wgpu.
+    #[arg(long, default_value = "ndarray")]
+    backend: String,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Directory with the four IDX files (.gz or raw). Default: LTH_DATA, data/, ../shared/, cache.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Download the data set into the cache if no local copy is found.
+    #[arg(long)]
+    download: bool,
+    /// Output directory: report.json, charts, and records/ of finished rounds.
+    #[arg(long, default_value = "runs/latest")]
+    out: PathBuf,
+    #[arg(long, default_value = "adam")]
+    optimizer: String,
+    #[arg(long, default_value_t = 1.2e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 60)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 0)]
+    warmup: usize,
+    #[arg(long, default_value_t = 100)]
+    eval_every: usize,
+    /// Fraction of surviving fully connected weights pruned per round.
+    #[arg(long, default_value_t = 0.2)]
+    prune_rate: f64,
+    #[arg(long, default_value_t = 0.1)]
+    output_rate: f64,
+    #[arg(long, default_value_t = 0.1)]
+    conv_rate: f64,
+    /// Global instead of per-layer magnitude pruning.
+    #[arg(long)]
+    global: bool,
+    /// Train on the first N training examples only.
+    #[arg(long)]
+    train_subset: Option<usize>,
+    /// Evaluate on the first N validation and test examples only.
+    #[arg(long)]
+    eval_subset: Option<usize>,
+    /// Print nothing but errors and the final summary.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Backends to measure (default: all compiled in).
+    #[arg(long)]
+    backend: Vec<String>,
+    /// Timed training steps per backend (after warm-up).
+    #[arg(long, default_value_t = 300)]
+    steps: usize,
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+fn parse_rewind(text: &str) -> Result<Rewind> {
+    Ok(match text {
+        "init" => Rewind::Init,
+        "fine-tune" | "finetune" | "none" => Rewind::FineTune,
+        _ if text.ends_with('%') => Rewind::Fraction(
+            text.trim_end_matches('%')
+                .parse::<f64>()
+                .context("rewind %")?
+                / 100.0,
+        ),
+        _ => Rewind::Iteration(
+            text.parse()
+                .with_context(|| format!("--rewind {text}: use init, fine-tune, K or P%"))?,
+        ),
+    })
+}
+
+fn imp_config(args: &ImpArgs, rounds: usize) -> Result<ImpConfig> {
+    let model =
+        ModelKind::parse(&args.model).with_context(|| format!("unknown model {}", args.model))?;
+    let dataset = match args.dataset.as_str() {
+        "mnist" => DatasetKind::Mnist,
+        "fashion-mnist" | "fashion" => DatasetKind::FashionMnist,
+        other => bail!("unknown dataset {other}"),
+    };
+    let optimizer = match args.optimizer.as_str() {
+        "adam" => OptimizerKind::Adam,
+        "sgd" => OptimizerKind::Sgd,
+        other => bail!("unknown optimizer {other}"),
+    };
+    let train = TrainConfig::new()
+        .with_optimizer(optimizer)
+        .with_learning_rate(args.lr)
+        .with_batch_size(args.batch_size)
+        .with_iterations(args.iterations)
+        .with_warmup_iterations(args.warmup)
+        .with_eval_every(args.eval_every);
+    let prune = PruneConfig {
+        scope: if args.global {
+            PruneScope::Global
+        } else {
+            PruneScope::PerLayer
+        },
+        rate: args.prune_rate,
+        conv_rate: args.conv_rate,
+        output_rate: args.output_rate,
+    };
+    let config = ImpConfig::new()
+        .with_model(model)
+        .with_dataset(dataset)
+        .with_train(train)
+        .with_prune(prune)
+        .with_rounds(rounds)
+        .with_rewind(parse_rewind(&args.rewind)?)
+        .with_seed(args.seed)
+        .with_train_subset(args.train_subset)
+        .with_eval_subset(args.eval_subset);
+    config.validate().map_err(anyhow::Error::msg)?;
+    Ok(config)
+}
+
+fn load_data(
+    kind: DatasetKind,
+    dir: Option<PathBuf>,
+    download: bool,
+    quiet: bool,
+) -> Result<Mnist> {
+    let source = DataSource {
+        explicit_dir: dir,
+        allow_download: download,
+    };
+    let bar = ProgressBar::hidden();
+    let mut progress = |file: &str, done: u64, total: Option<u64>| {
+        if bar.is_hidden() && !quiet {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{msg} {bytes}/{total_bytes} {wide_bar}")
+                    .expect("template"),
+            );
+        }
+        bar.set_message(format!("downloading {file}"));
+        bar.set_length(total.unwrap_or(done));
+        bar.set_position(done);
+    };
+    let (data, dir) = load(kind, &source, &mut progress)?;
+    bar.finish_and_clear();
+    if !quiet {
+        eprintln!(
+            "data: {} from {} ({} train / {} validation / {} test, checksums verified)",
+            kind.name(),
+            dir.display(),
+            data.train.len(),
+            data.validation.len(),
+            data.test.len()
+        );
+    }
+    Ok(data)
+}
+
+struct Progress {
+    bars: MultiProgress,
+    step: ProgressBar,
+    quiet: bool,
+}
+
+impl Progress {
+    fn new(quiet: bool) -> Self {
+        let bars = MultiProgress::new();
+        if quiet || !console_is_interactive() {
+            bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        let step = bars.add(ProgressBar::new(0));
+        step.set_style(
+            ProgressStyle::with_template(
+                "{prefix} {wide_bar} {pos}/{len} it {per_sec} eta {eta} {msg}",
+            )
+            .expect("template"),
+        );
+        Self { bars, step, quiet }
+    }
+
+    fn line(&self, text: String) {
+        if self.quiet {
+            return;
+        }
+        if self.bars.is_hidden() {
+            eprintln!("{text}");
+        } else {
+            let _ = self.bars.println(text);
+        }
+    }
+}
+
+fn console_is_interactive() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+}
+
+impl Observer for Progress {
+    fn on_step(&mut self, iteration: usize, total: usize) {
+        if iteration == 1 {
+            self.step.set_length(total as u64);
+            self.step.reset();
+        }
+        if iteration % 20 == 0 || iteration == total {
+            self.step.set_position(iteration as u64);
+        }
+    }
+
+    fn on_eval(&mut self, point: &EvalPoint) {
+        self.step.set_message(format!(
+            "val loss {:.4} test acc {:.2}%",
+            point.validation_loss,
+            100.0 * point.test_accuracy
+        ));
+    }
+}
+
+impl ImpObserver for Progress {
+    fn on_round_start(&mut self, round: usize, remaining: f64, label: &str) {
+        self.step.set_prefix(format!(
+            "{label} round {round} ({:.1}% left)",
+            100.0 * remaining
+        ));
+    }
+
+    fn on_round(&mut self, r: &RoundResult, label: &str) {
+        self.line(format!(
+            "{label:>12} round {:>2}: {:>6.2}% weights left, early stop at {:>6}, test acc {:.2}% (final {:.2}%), {:.1}s",
+            r.round,
+            100.0 * r.weights_remaining,
+            r.early_stop_iteration,
+            100.0 * r.test_accuracy,
+            100.0 * r.final_test_accuracy,
+            r.wall_seconds
+        ));
+    }
+}
+
+fn write_chart(out: &Path, name: &str, chart: &Chart) -> Result<()> {
+    std::fs::write(out.join(format!("{name}.svg")), plot::to_svg(chart))?;
+    if let Err(e) = plot::save_png(chart, &out.join(format!("{name}.png"))) {
+        eprintln!("warning: {name}.png not written ({e}); the SVG is");
+    }
+    Ok(())
+}
+
+fn write_report(out: &Path, report: &ImpReport) -> Result<()> {
+    std::fs::create_dir_all(out)?;
+    let text = serde_json::to_string_pretty(report)?;
+    let temporary = out.join("report.json.partial");
+    std::fs::write(&temporary, text)?;
+    std::fs::rename(&temporary, out.join("report.json"))?;
+    let mut groups = vec![("ticket".to_string(), vec![report.rounds.clone()])];
+    for (name, rounds) in &report.controls {
+        groups.push((name.clone(), vec![rounds.clone()]));
+    }
+    write_chart(out, "accuracy", &plot::accuracy_vs_remaining(&groups))?;
+    write_chart(out, "early_stop", &plot::early_stop_vs_remaining(&groups))?;
+    let curves: Vec<(String, Vec<EvalPoint>)> = report
+        .rounds
+        .iter()
+        .map(|r| {
+            (
+                format!("{:.1}%", 100.0 * r.weights_remaining),
+                r.curve.clone(),
+            )
+        })
+        .collect();
+    write_chart(out, "curves", &plot::training_curves(&curves))?;
+    Ok(())
+}
+
+fn run_experiment<M: Architecture>(
+    config: &ImpConfig,
+    controls: &[Control],
+    data: &Mnist,
+    backend: BackendKind,
+    args: &ImpArgs,
+) -> Result<ImpReport> {
+    let device: Device = backend.device().map_err(anyhow::Error::msg)?;
+    let data = match (config.train_subset, config.eval_subset) {
+        (None, None) => data.clone(),
+        (t, e) => data.subset(
+            t.unwrap_or(usize::MAX),
+            e.unwrap_or(usize::MAX),
+            e.unwrap_or(usize::MAX),
+        ),
+    };
+    let prepared = Prepared::new(&data, &device);
+    let mut store = DirStore::new(args.out.join("records"));
+    let mut progress = Progress::new(args.quiet);
+    progress.line(format!(
+        "run {} ({} on {}), records in {}",
+        config.run_name(),
+        config.model.name(),
+        backend.name(),
+        store.path(&config.run_name()).display()
+    ));
+    let started = Instant::now();
+    let rounds = lab_core::block_on(run_imp::<M>(
+        config,
+        &prepared,
+        &device,
+        &mut store,
+        &mut progress,
+    ))?;
+    let mut report = ImpReport {
+        run: config.run_name(),
+        config: serde_json::to_value(config)?,
+        backend: backend.name().into(),
+        rounds,
+        controls: Default::default(),
+    };
+    // Keep what is finished even if a control fails.
+    write_report(&args.out, &report)?;
+    for &control in controls {
+        let results = lab_core::block_on(run_control::<M>(
+            config,
+            control,
+            None,
+            &prepared,
+            &device,
+            &mut store,
+            &mut progress,
+        ))?;
+        report.controls.insert(control.name().into(), results);
+        write_report(&args.out, &report)?;
+    }
+    progress.step.finish_and_clear();
+    eprintln!(
+        "done in {:.1}s: {} (report.json, accuracy/early_stop/curves .svg/.png)",
+        started.elapsed().as_secs_f64(),
+        args.out.display()
+    );
+    Ok(report)
+}
+
+fn imp_command(args: &ImpArgs, rounds: usize) -> Result<()> {
+    let config = imp_config(args, rounds)?;
+    let controls = args
+        .control
+        .iter()
+        .map(|c| match c.as_str() {
+            "reinit" => Ok(Control::Reinit),
+            "random-prune" | "random" => Ok(Control::RandomPrune),
+            other => bail!("unknown control {other}: use reinit or random-prune"),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let backend = BackendKind::parse(&args.backend)
+        .with_context(|| format!("unknown backend {}", args.backend))?;
+    let data = load_data(config.dataset, args.data.clone(), args.download, args.quiet)?;
+    let report = if config.model.is_mlp() {
+        run_experiment::<Mlp>(&config, &controls, &data, backend, args)?
+    } else {
+        run_experiment::<ConvNet>(&config, &controls, &data, backend, args)?
+    };
+    println!(
+        "{:>6} {:>10} {:>10} {:>10} {:>10}",
+        "round", "remaining", "early-stop", "test acc", "final acc"
+    );
+    for r in &report.rounds {
+        println!(
+            "{:>6} {:>9.2}% {:>10} {:>9.2}% {:>9.2}%",
+            r.round,
+            100.0 * r.weights_remaining,
+            r.early_stop_iteration,
+            100.0 * r.test_accuracy,
+            100.0 * r.final_test_accuracy
+        );
+    }
+    Ok(())
+}
+
+fn bench_command(args: &BenchArgs) -> Result<()> {
+    let data = load_data(DatasetKind::Mnist, args.data.clone(), false, true)?;
+    let backends = if args.backend.is_empty() {
+        BackendKind::available()
+    } else {
+        args.backend
+            .iter()
+            .map(|b| BackendKind::parse(b).with_context(|| format!("unknown backend {b}")))
+            .collect::<Result<Vec<_>>>()?
+    };
+    println!(
+        "LeNet-300-100, Adam, batch 60, masked (IMP round 1 mask), {} timed steps",
+        args.steps
+    );
+    println!(
+        "{:<10} {:>12} {:>14} {:>14}",
+        "backend", "ms/step", "samples/s", "first step ms"
+    );
+    for backend in backends {
+        match backend.device() {
+            Ok(device) => {
+                let b = lab_core::bench::training_throughput(&data, &device, args.steps);
+                println!(
+                    "{:<10} {:>12.3} {:>14.0} {:>14.1}",
+                    backend.name(),
+                    b.ms_per_step,
+                    b.samples_per_second,
+                    b.first_step_ms
+                );
+            }
+            Err(e) => println!("{:<10} unavailable: {e}", backend.name()),
+        }
+    }
+    Ok(())
+}
+
+fn reproduce_command(args: &ReproduceArgs) -> Result<()> {
+    use lab_core::reproduce::{
+        densities, lth_lenet300, markdown_table, reproduce, rounds_for_levels,
+    };
+    if args.protocol != "lth-lenet300" {
+        bail!(
+            "unknown protocol {}: available: lth-lenet300",
+            args.protocol
+        );
+    }
+    let config = lth_lenet300(args.budget, args.rounds);
+    config.validate().map_err(anyhow::Error::msg)?;
+    let backend = BackendKind::parse(&args.backend)
+        .with_context(|| format!("unknown backend {}", args.backend))?;
+    let device = backend.device().map_err(anyhow::Error::msg)?;
+    let data = load_data(config.dataset, args.data.clone(), args.download, args.quiet)?;
+    let prepared = Prepared::new(&data, &device);
+    let control_rounds = rounds_for_levels(&densities::<Mlp>(&config, &device), &args.levels);
+    let seeds: Vec<u64> = (0..args.seeds).collect();
+    let mut store = DirStore::new(args.out.join("records"));
+    let mut progress = Progress::new(args.quiet);
+    progress.line(format!(
+        "lth-lenet300: budget {} iterations, seeds {seeds:?}, {} rounds, controls at rounds {control_rounds:?}",
+        args.budget, args.rounds
+    ));
+    let started = Instant::now();
+    let mut result = lab_core::block_on(reproduce::<Mlp>(
+        "lth-lenet300",
+        &config,
+        &seeds,
+        &control_rounds,
+        &prepared,
+        &device,
+        &mut store,
+        &mut progress,
+    ))?;
+    progress.step.finish_and_clear();
+    result.backend = backend.name().into();
+    std::fs::create_dir_all(&args.out)?;
+    std::fs::write(
+        args.out.join("reproduction.json"),
+        serde_json::to_string_pretty(&result)?,
+    )?;
+    let table = markdown_table(&result);
+    std::fs::write(args.out.join("table.md"), &table)?;
+    let groups: Vec<(String, Vec<Vec<RoundResult>>)> = result
+        .groups
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    write_chart(&args.out, "accuracy", &plot::accuracy_vs_remaining(&groups))?;
+    write_chart(
+        &args.out,
+        "early_stop",
+        &plot::early_stop_vs_remaining(&groups),
+    )?;
+    println!("{table}");
+    println!(
+        "this invocation: {:.0}s wall; recorded training time {:.0}s (data {:.0}s, training {:.0}s, evaluation {:.0}s)",
+        started.elapsed().as_secs_f64(),
+        result.time.total(),
+        result.time.data,
+        result.time.training,
+        result.time.evaluation
+    );
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Imp(args) => imp_command(args, args.rounds),
+        Command::Train(args) => imp_command(args, 1),
+        Command::Bench(args) => bench_command(args),
+        Command::Reproduce(args) => reproduce_command(args),
+    }
+}

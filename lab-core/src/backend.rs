@@ -1,0 +1,62 @@
+//! Choosing a device by name.
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendKind {
+    /// burn-ndarray on the CPU (the default).
+    #[default]
+    Ndarray,
+    /// burn-wgpu: Vulkan/Metal/DX12 natively, WebGPU in browsers.
+    Wgpu,
+}
+
+impl BackendKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Ndarray => "ndarray",
+            BackendKind::Wgpu => "wgpu",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "ndarray" | "cpu" => Some(BackendKind::Ndarray),
+            "wgpu" | "gpu" => Some(BackendKind::Wgpu),
+            _ => None,
+        }
+    }
+
+    /// Backends compiled into this build.
+    pub fn available() -> Vec<BackendKind> {
+        let mut kinds = Vec::new();
+        if cfg!(feature = "ndarray") {
+            kinds.push(BackendKind::Ndarray);
+        }
+        if cfg!(feature = "wgpu") {
+            kinds.push(BackendKind::Wgpu);
+        }
+        kinds
+    }
+
+    /// The device (without autodiff), or an error naming the missing feature.
+    pub fn device(self) -> Result<Device, String> {
+        match self {
+            // burn 0.22 marks NdArray deprecated in favour of Flex; it is still the reference
+            // CPU backend of this lab (see the bench table for both).
+            #[cfg(feature = "ndarray")]
+            #[allow(deprecated)]
+            BackendKind::Ndarray => Ok(Device::ndarray()),
+            #[cfg(feature = "wgpu")]
+            BackendKind::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+            #[allow(unreachable_patterns)]
+            other => Err(format!(
+                "backend {} is not compiled in; rebuild with the `{}` feature",
+                other.name(),
+                other.name()
+            )),
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! Data: MNIST-format IDX files, checksums, the LTH train/validation split.
+//!
+//! Everything here works on bytes, so it runs unchanged in wasm32 (the page fetches the
+//! files). Finding files on disk and downloading them lives in [`native`].
+
+pub mod idx;
+#[cfg(feature = "native")]
+pub mod native;
+
+use serde::{Deserialize, Serialize};
+
+use crate::rng::Rng;
+pub use idx::{IdxArray, maybe_gunzip, md5_hex, parse_idx};
+
+/// Why data could not be loaded. Each corrupt-input case has its own variant.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{file}: not an IDX file of unsigned bytes (magic 0x{magic:08x})")]
+    BadMagic { file: String, magic: u32 },
+    #[error("{file}: truncated: expected {expected} bytes, found {actual}")]
+    Truncated {
+        file: String,
+        expected: usize,
+        actual: usize,
+    },
+    #[error("{file}: {actual} bytes but the header describes {expected}: trailing garbage")]
+    TrailingBytes {
+        file: String,
+        expected: usize,
+        actual: usize,
+    },
+    #[error("{file}: corrupt gzip stream: {reason}")]
+    Gzip { file: String, reason: String },
+    #[error("{file}: checksum mismatch: md5 {actual}, expected {expected}")]
+    Checksum {
+        file: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{images} has {image_count} images but {labels} has {label_count} labels")]
+    CountMismatch {
+        images: String,
+        labels: String,
+        image_count: usize,
+        label_count: usize,
+    },
+    #[error("{file}: expected 28x28 images, found dimensions {dims:?}")]
+    BadShape { file: String, dims: Vec<usize> },
+    #[error("{file}: label {label} is not a class 0-9")]
+    BadLabel { file: String, label: u8 },
+    #[error("{0}")]
+    Io(String),
+    #[error("data set not found; looked in: {searched}. {hint}")]
+    NotFound { searched: String, hint: String },
+    #[error("download of {url} failed: {reason}")]
+    Download { url: String, reason: String },
+}
+
+/// Which MNIST-format data set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetKind {
+    #[default]
+    Mnist,
+    FashionMnist,
+}
+
+/// The four files of an MNIST-format data set.
+pub const FILE_NAMES: [&str; 4] = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+];
+
+impl DatasetKind {
+    /// md5 of each decompressed file, in [`FILE_NAMES`] order. Checking the content rather
+    /// than the gzip container lets recompressed copies (Debian's, ours) pass.
+    pub fn content_md5(self) -> [&'static str; 4] {
+        match self {
+            DatasetKind::Mnist => [
+                "6bbc9ace898e44ae57da46a324031adb",
+                "a25bea736e30d166cdddb491f175f624",
+                "2646ac647ad5339dbf082846283269ea",
+                "27ae3e4e09519cfbb04c329615203637",
+            ],
+            // Computed from Debian's dataset-fashion-mnist.
+            DatasetKind::FashionMnist => [
+                "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+                "9018921c3c673c538a1fc5bad174d6f9",
+                "8181f5470baa50b63fa0f6fddb340f0a",
+                "15d484375f8d13e6eb1aabb0c3f46965",
+            ],
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetKind::Mnist => "mnist",
+            DatasetKind::FashionMnist => "fashion-mnist",
+        }
+    }
+}
+
+/// Checks one decompressed file against its canonical md5.
+pub fn verify_checksum(kind: DatasetKind, index: usize, raw: &[u8]) -> Result<(), DataError> {
+    let expected = kind.content_md5()[index];
+    let actual = md5_hex(raw);
+    if actual != expected {
+        return Err(DataError::Checksum {
+            file: FILE_NAMES[index].to_string(),
+            expected: expected.to_string(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// Images (row-major 28×28 grey levels) with labels 0–9.
+#[derive(Debug, Clone, Default)]
+pub struct Split {
+    pub images: Vec<u8>,
+    pub labels: Vec<u8>,
+}
+
+pub const IMAGE_SIDE: usize = 28;
+pub const IMAGE_SIZE: usize = IMAGE_SIDE * IMAGE_SIDE;
+pub const CLASSES: usize = 10;
+
+impl Split {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    pub fn image(&self, index: usize) -> &[u8] {
+        &self.images[index * IMAGE_SIZE..(index + 1) * IMAGE_SIZE]
+    }
+
+    /// The items at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> Split {
+        let mut images = Vec::with_capacity(indices.len() * IMAGE_SIZE);
+        let mut labels = Vec::with_capacity(indices.len());
+        for &i in indices {
+            images.extend_from_slice(self.image(i));
+            labels.push(self.labels[i]);
+        }
+        Split { images, labels }
+    }
+
+    /// The first `n` items (or all).
+    pub fn take(&self, n: usize) -> Split {
+        let n = n.min(self.len());
+        Split {
+            images: self.images[..n * IMAGE_SIZE].to_vec(),
+            labels: self.labels[..n].to_vec(),
+        }
+    }
+
+    /// Builds a split from an images array and a labels array, checking they agree.
+    pub fn from_idx(
+        images_name: &str,
+        images: IdxArray,
+        labels_name: &str,
+        labels: IdxArray,
+    ) -> Result<Split, DataError> {
+        if images.dims.len() != 3 || images.dims[1] != IMAGE_SIDE || images.dims[2] != IMAGE_SIDE {
+            return Err(DataError::BadShape {
+                file: images_name.to_string(),
+                dims: images.dims,
+            });
+        }
+        if labels.dims.len() != 1 {
+            return Err(DataError::BadShape {
+                file: labels_name.to_string(),
+                dims: labels.dims,
+            });
+        }
+        if images.len() != labels.len() {
+            return Err(DataError::CountMismatch {
+                images: images_name.to_string(),
+                labels: labels_name.to_string(),
+                image_count: images.len(),
+                label_count: labels.len(),
+            });
+        }
+        if let Some(&label) = labels.data.iter().find(|&&l| l as usize >= CLASSES) {
+            return Err(DataError::BadLabel {
+                file: labels_name.to_string(),
+                label,
+            });
+        }
+        Ok(Split {
+            images: images.data,
+            labels: labels.data,
+        })
+    }
+}
+
+/// The LTH protocol's three splits: 55,000 train, 5,000 validation, 10,000 test.
+#[derive(Debug, Clone)]
+pub struct Mnist {
+    pub kind: DatasetKind,
+    pub train: Split,
+    pub validation: Split,
+    pub test: Split,
+}
+
+/// Images held out of the training set for validation (LTH paper: 5,000).
+pub const VALIDATION_SIZE: usize = 5_000;
+/// The validation split is a fixed permutation of the 60,000 training images, the same for
+/// every run and seed, so results of different runs are comparable.
+const SPLIT_SEED: u64 = 0x5eed_0f_1e7;
+
+/// Whether to check the canonical checksums when loading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checksums {
+    Verify,
+    /// For subsets and synthetic test files.
+    Skip,
+}
+
+impl Mnist {
+    /// Builds the data set from the four files' bytes (gzipped or raw), in [`FILE_NAMES`]
+    /// order. This is the entry point for browsers, which fetch the bytes themselves.
+    pub fn from_file_bytes(
+        kind: DatasetKind,
+        files: [Vec<u8>; 4],
+        checksums: Checksums,
+    ) -> Result<Mnist, DataError> {
+        let mut arrays = Vec::with_capacity(4);
+        for (index, container) in files.into_iter().enumerate() {
+            let name = FILE_NAMES[index];
+            let raw = maybe_gunzip(name, container)?;
+            if checksums == Checksums::Verify {
+                verify_checksum(kind, index, &raw)?;
+            }
+            arrays.push(parse_idx(name, &raw)?);
+        }
+        let test_labels = arrays.pop().expect("four arrays");
+        let test_images = arrays.pop().expect("four arrays");
+        let train_labels = arrays.pop().expect("four arrays");
+        let train_images = arrays.pop().expect("four arrays");
+        let full_train = Split::from_idx(FILE_NAMES[0], train_images, FILE_NAMES[1], train_labels)?;
+        let test = Split::from_idx(FILE_NAMES[2], test_images, FILE_NAMES[3], test_labels)?;
+        Ok(Self::split(kind, full_train, test))
+    }
+
+    /// Holds out [`VALIDATION_SIZE`] training images (or a tenth of a small set).
+    pub fn split(kind: DatasetKind, full_train: Split, test: Split) -> Mnist {
+        let n = full_train.len();
+        let held_out = if n > 2 * VALIDATION_SIZE {
+            VALIDATION_SIZE
+        } else {
+            n / 10
+        };
+        let order = Rng::new(SPLIT_SEED).permutation(n);
+        let validation = full_train.select(&order[..held_out]);
+        let mut train_indices = order[held_out..].to_vec();
+        // Keep the training set in file order: the per-run shuffle is the trainer's job.
+        train_indices.sort_unstable();
+        let train = full_train.select(&train_indices);
+        Mnist {
+            kind,
+            train,
+            validation,
+            test,
+        }
+    }
+
+    /// A smaller copy (first `train`/`validation`/`test` items), for quick tests.
+    pub fn subset(&self, train: usize, validation: usize, test: usize) -> Mnist {
+        Mnist {
+            kind: self.kind,
+            train: self.train.take(train),
+            validation: self.validation.take(validation),
+            test: self.test.take(test),
+        }
+    }
+}

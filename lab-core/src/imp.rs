@@ -1,0 +1,464 @@
+//! Iterative magnitude pruning: rounds of train → prune → rewind, with late rewinding,
+//! fine-tuning, and the random-reinitialisation and random-pruning controls.
+//!
+//! Records (open_lth's layout, in a [`RunStore`]): `imp-<hash>/` holds `config.json`,
+//! `rewind.safetensors` (θk, for late rewinding), and per round `round-NN/mask.json` (the
+//! mask trained in that round), `ticket.safetensors`, and last `result.json`. A round whose
+//! `result.json` exists is finished and is skipped by a rerun; a killed run resumes at the
+//! first unfinished round. Controls live in `imp-<hash>/control-<name>/round-NN/`.
+
+use burn::config::Config;
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+use web_time::Instant;
+
+use crate::data::DatasetKind;
+use crate::mask::Mask;
+use crate::model::{Architecture, ModelKind, init_model};
+use crate::params::{Weights, load_weights, read_weights};
+use crate::prune::{self, PruneConfig};
+use crate::record::{RoundResult, run_name};
+use crate::store::{RunStore, read_json, write_json};
+use crate::ticket::{Provenance, Ticket};
+use crate::train::{EvalPoint, Observer, Prepared, TrainConfig, TrainError, train};
+
+/// What surviving weights are reset to after each pruning round.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rewind {
+    /// θ0, the original initialisation (Frankle & Carbin 2019).
+    #[default]
+    Init,
+    /// θk after k training iterations ("late rewinding", Frankle et al. 2020).
+    Iteration(usize),
+    /// θk with k a fraction of the training iterations.
+    Fraction(f64),
+    /// No rewinding: keep training the pruned, trained weights (the fine-tuning baseline).
+    FineTune,
+}
+
+impl Rewind {
+    /// The rewind iteration for a training budget, or `None` for fine-tuning.
+    pub fn iteration(self, iterations: usize) -> Option<usize> {
+        match self {
+            Rewind::Init => Some(0),
+            Rewind::Iteration(k) => Some(k),
+            Rewind::Fraction(f) => Some((f * iterations as f64).round() as usize),
+            Rewind::FineTune => None,
+        }
+    }
+
+    pub fn label(self, iterations: usize) -> String {
+        match self.iteration(iterations) {
+            Some(0) => "init".into(),
+            Some(k) => format!("iteration-{k}"),
+            None => "fine-tune".into(),
+        }
+    }
+}
+
+/// The controls of the LTH paper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Control {
+    /// Same mask, fresh weights from another seed.
+    Reinit,
+    /// A random mask with the ticket's per-layer counts, on the ticket's rewind weights.
+    RandomPrune,
+}
+
+impl Control {
+    pub fn name(self) -> &'static str {
+        match self {
+            Control::Reinit => "reinit",
+            Control::RandomPrune => "random-prune",
+        }
+    }
+
+    /// The seed of the control's own randomness (fresh init or random mask).
+    pub fn seed(self, seed: u64) -> u64 {
+        seed.wrapping_add(1_000_003)
+    }
+}
+
+/// An IMP experiment. Defaults: the LTH paper's LeNet-300-100 protocol.
+#[derive(Config, Debug, PartialEq)]
+pub struct ImpConfig {
+    #[config(default = "ModelKind::Lenet300")]
+    pub model: ModelKind,
+    #[config(default = "DatasetKind::Mnist")]
+    pub dataset: DatasetKind,
+    #[config(default = "TrainConfig::new()")]
+    pub train: TrainConfig,
+    #[config(default = "PruneConfig::default()")]
+    pub prune: PruneConfig,
+    /// Training runs, the first dense (round 0 = 100% of weights).
+    #[config(default = 20)]
+    pub rounds: usize,
+    #[config(default = "Rewind::Init")]
+    pub rewind: Rewind,
+    /// Seed of θ0.
+    #[config(default = 0)]
+    pub seed: u64,
+    /// Use only the first N training examples (None = all 55,000).
+    #[config(default = "None")]
+    pub train_subset: Option<usize>,
+    /// Evaluate on only the first N validation and test examples (None = all).
+    #[config(default = "None")]
+    pub eval_subset: Option<usize>,
+}
+
+impl ImpConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        self.train.validate()?;
+        self.prune.validate()?;
+        if self.rounds == 0 {
+            return Err("rounds must be at least 1".into());
+        }
+        match self.rewind {
+            Rewind::Fraction(f) if !(0.0..=1.0).contains(&f) => {
+                return Err(format!("rewind fraction must be in [0, 1], got {f}"));
+            }
+            Rewind::Iteration(k) if k > self.train.iterations => {
+                return Err(format!(
+                    "rewind iteration {k} is past the training budget of {} iterations",
+                    self.train.iterations
+                ));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The run's directory name: a hash of the non-default hyper-parameters. The number of
+    /// rounds is left out, so asking for more rounds later extends the same run.
+    pub fn run_name(&self) -> String {
+        let mut identity = self.clone();
+        identity.rounds = ImpConfig::new().rounds;
+        run_name("imp", &identity, &ImpConfig::new())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImpError {
+    #[error("invalid config: {0}")]
+    Config(String),
+    #[error("round {round}: {source}")]
+    Train {
+        round: usize,
+        #[source]
+        source: TrainError,
+    },
+    #[error("records: {0}")]
+    Store(String),
+    #[error("control needs the main run's round {0}: run `imp` first")]
+    MissingMainRound(usize),
+}
+
+/// IMP progress, on top of the per-step [`Observer`].
+pub trait ImpObserver: Observer {
+    fn on_round_start(&mut self, _round: usize, _weights_remaining: f64, _label: &str) {}
+    fn on_round(&mut self, _result: &RoundResult, _label: &str) {}
+}
+
+/// Paths of the records of one run.
+pub struct RunKeys {
+    pub run: String,
+}
+
+impl RunKeys {
+    fn round(&self, branch: Option<&str>, round: usize, file: &str) -> String {
+        match branch {
+            None => format!("{}/round-{round:02}/{file}", self.run),
+            Some(b) => format!("{}/control-{b}/round-{round:02}/{file}", self.run),
+        }
+    }
+    pub fn result(&self, branch: Option<&str>, round: usize) -> String {
+        self.round(branch, round, "result.json")
+    }
+    pub fn mask(&self, round: usize) -> String {
+        self.round(None, round, "mask.json")
+    }
+    pub fn ticket(&self, round: usize) -> String {
+        self.round(None, round, "ticket.safetensors")
+    }
+    pub fn trained(&self, round: usize) -> String {
+        self.round(None, round, "trained.safetensors")
+    }
+    pub fn rewind(&self) -> String {
+        format!("{}/rewind.safetensors", self.run)
+    }
+    pub fn config(&self) -> String {
+        format!("{}/config.json", self.run)
+    }
+}
+
+fn store_err(e: impl ToString) -> ImpError {
+    ImpError::Store(e.to_string())
+}
+
+fn weights_blob(weights: &Weights, mask: &Mask, provenance: Provenance) -> Vec<u8> {
+    Ticket {
+        mask: mask.clone(),
+        weights: weights.clone(),
+        provenance,
+    }
+    .to_safetensors()
+}
+
+fn load_blob(store: &dyn RunStore, key: &str) -> Result<Option<Ticket>, ImpError> {
+    store
+        .read(key)
+        .map(|bytes| Ticket::from_safetensors(&bytes).map_err(store_err))
+        .transpose()
+}
+
+fn load_mask(store: &dyn RunStore, key: &str) -> Result<Option<Mask>, ImpError> {
+    store
+        .read(key)
+        .map(|bytes| {
+            let text = String::from_utf8(bytes).map_err(store_err)?;
+            Mask::from_json(&text).map_err(store_err)
+        })
+        .transpose()
+}
+
+/// Zeroes the masked-out entries of host weights.
+pub fn masked_weights(weights: &Weights, mask: &Mask) -> Weights {
+    let mut out = weights.clone();
+    for layer in &mask.layers {
+        if let Some(tensor) = out.get_mut(&layer.name) {
+            for (value, &keep) in tensor.values.iter_mut().zip(&layer.keep) {
+                if !keep {
+                    *value = 0.0;
+                }
+            }
+        }
+    }
+    out
+}
+
+fn round_result(
+    round: usize,
+    mask: &Mask,
+    curve: Vec<EvalPoint>,
+    early_stop: EvalPoint,
+    last: EvalPoint,
+    time: crate::train::TimeSplit,
+    wall_seconds: f64,
+) -> RoundResult {
+    RoundResult {
+        round,
+        weights_remaining: mask.density(),
+        early_stop_iteration: early_stop.iteration,
+        test_accuracy: early_stop.test_accuracy,
+        validation_accuracy: early_stop.validation_accuracy,
+        validation_loss: early_stop.validation_loss,
+        final_test_accuracy: last.test_accuracy,
+        layers: crate::record::layer_report(mask),
+        curve,
+        time,
+        wall_seconds,
+    }
+}
+
+/// Runs (or resumes) the main IMP lineage; returns one result per round.
+pub async fn run_imp<M: Architecture>(
+    config: &ImpConfig,
+    data: &Prepared,
+    device: &Device,
+    store: &mut dyn RunStore,
+    observer: &mut dyn ImpObserver,
+) -> Result<Vec<RoundResult>, ImpError> {
+    config.validate().map_err(ImpError::Config)?;
+    let keys = RunKeys {
+        run: config.run_name(),
+    };
+    write_json(store, &keys.config(), config).map_err(store_err)?;
+    let device = device.clone().autodiff();
+    let theta0: M = init_model(config.model, config.seed, &device);
+    let init_weights = read_weights(&theta0).await;
+    let dense = Mask::dense_for(&theta0);
+    let iterations = config.train.iterations;
+    let rewind_at = config.rewind.iteration(iterations);
+    let label = config.rewind.label(iterations);
+    let provenance = |round: usize, mask: &Mask| Provenance {
+        model: config.model.name().into(),
+        dataset: config.dataset.name().into(),
+        round,
+        rewind: label.clone(),
+        seed: config.seed,
+        run: keys.run.clone(),
+        weights_remaining: mask.density(),
+    };
+
+    let mut rewind_weights: Option<Weights> = match rewind_at {
+        Some(0) => Some(init_weights.clone()),
+        Some(_) => load_blob(store, &keys.rewind())?.map(|t| t.weights),
+        None => None,
+    };
+    let mut results = Vec::with_capacity(config.rounds);
+    for round in 0..config.rounds {
+        if let Some(done) = read_json::<RoundResult>(store, &keys.result(None, round)) {
+            let done = done.map_err(ImpError::Store)?;
+            observer.on_round(&done, "ticket");
+            results.push(done);
+            continue;
+        }
+        let mask = if round == 0 {
+            dense.clone()
+        } else {
+            load_mask(store, &keys.mask(round))?
+                .ok_or_else(|| ImpError::Store(format!("{} is missing", keys.mask(round))))?
+        };
+        let start = if round == 0 {
+            init_weights.clone()
+        } else if let Some(rewind) = &rewind_weights {
+            rewind.clone()
+        } else {
+            load_blob(store, &keys.trained(round - 1))?
+                .ok_or_else(|| ImpError::Store(format!("{} is missing", keys.trained(round - 1))))?
+                .weights
+        };
+        observer.on_round_start(round, mask.density(), "ticket");
+        let started = Instant::now();
+        let model = load_weights(theta0.clone(), &start);
+        let snapshot_at = if round == 0 {
+            rewind_at.filter(|&k| k > 0)
+        } else {
+            None
+        };
+        let outcome = train(
+            model,
+            Some(&mask),
+            data,
+            &config.train,
+            snapshot_at,
+            observer,
+        )
+        .await
+        .map_err(|source| ImpError::Train { round, source })?;
+        if let Some(snapshot) = &outcome.snapshot {
+            let weights = read_weights(snapshot).await;
+            store
+                .write(
+                    &keys.rewind(),
+                    &weights_blob(&weights, &dense, provenance(0, &dense)),
+                )
+                .map_err(store_err)?;
+            rewind_weights = Some(weights);
+        }
+        let trained = read_weights(&outcome.model).await;
+        if let Some(rewind) = &rewind_weights {
+            let ticket = weights_blob(
+                &masked_weights(rewind, &mask),
+                &mask,
+                provenance(round, &mask),
+            );
+            store
+                .write(&keys.ticket(round), &ticket)
+                .map_err(store_err)?;
+        } else {
+            let blob = weights_blob(&trained, &mask, provenance(round, &mask));
+            store
+                .write(&keys.trained(round), &blob)
+                .map_err(store_err)?;
+        }
+        if round + 1 < config.rounds {
+            let next = prune::magnitude(&mask, &trained, &config.prune);
+            debug_assert!(next.is_subset_of(&mask));
+            store
+                .write(&keys.mask(round + 1), next.to_json().as_bytes())
+                .map_err(store_err)?;
+        }
+        let result = round_result(
+            round,
+            &mask,
+            outcome.curve,
+            outcome.early_stop,
+            outcome.last,
+            outcome.time,
+            started.elapsed().as_secs_f64(),
+        );
+        // Written last: its presence marks the round finished.
+        write_json(store, &keys.result(None, round), &result).map_err(store_err)?;
+        observer.on_round(&result, "ticket");
+        results.push(result);
+    }
+    Ok(results)
+}
+
+/// Runs (or resumes) a control branch on the masks of a finished main run.
+///
+/// `only_rounds` restricts the control to some rounds (e.g. chosen sparsity levels).
+pub async fn run_control<M: Architecture>(
+    config: &ImpConfig,
+    control: Control,
+    only_rounds: Option<&[usize]>,
+    data: &Prepared,
+    device: &Device,
+    store: &mut dyn RunStore,
+    observer: &mut dyn ImpObserver,
+) -> Result<Vec<RoundResult>, ImpError> {
+    config.validate().map_err(ImpError::Config)?;
+    let keys = RunKeys {
+        run: config.run_name(),
+    };
+    let device = device.clone().autodiff();
+    let theta0: M = init_model(config.model, config.seed, &device);
+    let dense = Mask::dense_for(&theta0);
+    let branch = Some(control.name());
+    let mut results = Vec::with_capacity(config.rounds);
+    for round in 0..config.rounds {
+        if only_rounds.is_some_and(|rounds| !rounds.contains(&round)) {
+            continue;
+        }
+        if let Some(done) = read_json::<RoundResult>(store, &keys.result(branch, round)) {
+            let done = done.map_err(ImpError::Store)?;
+            observer.on_round(&done, control.name());
+            results.push(done);
+            continue;
+        }
+        if !store.exists(&keys.result(None, round)) {
+            return Err(ImpError::MissingMainRound(round));
+        }
+        let ticket_mask = if round == 0 {
+            dense.clone()
+        } else {
+            load_mask(store, &keys.mask(round))?.ok_or(ImpError::MissingMainRound(round))?
+        };
+        let (mask, start) = match control {
+            Control::Reinit => {
+                let fresh: M = init_model(config.model, control.seed(config.seed), &device);
+                (ticket_mask, read_weights(&fresh).await)
+            }
+            Control::RandomPrune => {
+                let rewind = match load_blob(store, &keys.rewind())? {
+                    Some(t) => t.weights,
+                    None => read_weights(&theta0).await,
+                };
+                let seed = control.seed(config.seed).wrapping_add(round as u64);
+                (prune::random_like(&ticket_mask, seed), rewind)
+            }
+        };
+        observer.on_round_start(round, mask.density(), control.name());
+        let started = Instant::now();
+        let model = load_weights(theta0.clone(), &start);
+        let outcome = train(model, Some(&mask), data, &config.train, None, observer)
+            .await
+            .map_err(|source| ImpError::Train { round, source })?;
+        let result = round_result(
+            round,
+            &mask,
+            outcome.curve,
+            outcome.early_stop,
+            outcome.last,
+            outcome.time,
+            started.elapsed().as_secs_f64(),
+        );
+        write_json(store, &keys.result(branch, round), &result).map_err(store_err)?;
+        observer.on_round(&result, control.name());
+        results.push(result);
+    }
+    Ok(results)
+}

@@ -1,0 +1,38 @@
+//! Fully connected networks; LeNet-300-100 is `[784, 300, 100, 10]`.
+
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+use super::Classifier;
+
+/// A ReLU multi-layer perceptron on flattened images.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    pub layers: Vec<Linear>,
+}
+
+impl Mlp {
+    /// `widths` = input, hidden…, output (LeNet-300-100: `[784, 300, 100, 10]`).
+    pub fn new(widths: &[usize], device: &Device) -> Self {
+        let layers = widths
+            .windows(2)
+            .map(|w| LinearConfig::new(w[0], w[1]).init(device))
+            .collect();
+        Self { layers }
+    }
+}
+
+impl Classifier for Mlp {
+    fn forward(&self, images: Tensor<2>) -> Tensor<2> {
+        let last = self.layers.len() - 1;
+        self.layers
+            .iter()
+            .enumerate()
+            .fold(images, |x, (i, layer)| {
+                let y = layer.forward(x);
+                if i < last { relu(y) } else { y }
+            })
+    }
+}

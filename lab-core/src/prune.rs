@@ -1,0 +1,314 @@
+//! Pruning strategies. Each is a plain function from (mask, weights) to a new mask; none
+//! ever revives a pruned weight.
+//!
+//! Counting rule (documented, and what the tests check): a round that prunes a fraction `p`
+//! of a layer's `n` surviving weights removes `round(p · n)` of them (half away from zero),
+//! the smallest by magnitude, ties broken by position. After k rounds a layer therefore keeps
+//! `n_k`, with `n_{k+1} = n_k − round(p · n_k)`; this stays within k weights of `n_0 (1 − p)^k`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::mask::{LayerMask, Mask};
+use crate::params::Weights;
+use crate::rng::Rng;
+
+/// Per-layer or global selection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PruneScope {
+    /// Each layer loses its own fraction (the LTH paper's setting).
+    #[default]
+    PerLayer,
+    /// One magnitude threshold across all prunable layers.
+    Global,
+}
+
+/// How much to prune per round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PruneConfig {
+    pub scope: PruneScope,
+    /// Fraction of surviving fully connected weights pruned per round (LTH: 0.2).
+    pub rate: f64,
+    /// Fraction for convolution weights (LTH Conv-2/4/6: 0.1 or 0.15).
+    pub conv_rate: f64,
+    /// Fraction for the output layer, the last prunable parameter (LTH: 0.1).
+    pub output_rate: f64,
+}
+
+impl Default for PruneConfig {
+    fn default() -> Self {
+        Self {
+            scope: PruneScope::PerLayer,
+            rate: 0.2,
+            conv_rate: 0.1,
+            output_rate: 0.1,
+        }
+    }
+}
+
+impl PruneConfig {
+    /// The per-round rate of each layer of `mask`, in order.
+    pub fn layer_rates(&self, mask: &Mask) -> Vec<f64> {
+        let last = mask.layers.len().saturating_sub(1);
+        mask.layers
+            .iter()
+            .enumerate()
+            .map(|(i, layer)| {
+                if i == last {
+                    self.output_rate
+                } else if layer.shape.len() >= 3 {
+                    self.conv_rate
+                } else {
+                    self.rate
+                }
+            })
+            .collect()
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, rate) in [
+            ("rate", self.rate),
+            ("conv_rate", self.conv_rate),
+            ("output_rate", self.output_rate),
+        ] {
+            if !(0.0..1.0).contains(&rate) {
+                return Err(format!("prune {name} must be in [0, 1), got {rate}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Number of weights a round removes from `surviving` at `rate`.
+pub fn prune_count(surviving: usize, rate: f64) -> usize {
+    ((surviving as f64) * rate).round() as usize
+}
+
+/// Weights left after `rounds` rounds at `rate`, starting from `total` (the counting rule).
+pub fn expected_remaining(total: usize, rate: f64, rounds: usize) -> usize {
+    (0..rounds).fold(total, |n, _| n - prune_count(n, rate))
+}
+
+/// Removes the `count` smallest-|w| surviving weights of one layer.
+fn prune_smallest(layer: &mut LayerMask, values: &[f32], count: usize) {
+    let mut surviving: Vec<usize> = (0..layer.keep.len()).filter(|&i| layer.keep[i]).collect();
+    let count = count.min(surviving.len());
+    if count == 0 {
+        return;
+    }
+    let key = |&i: &usize| (values[i].abs(), i);
+    surviving.select_nth_unstable_by(count - 1, |a, b| {
+        key(a).partial_cmp(&key(b)).expect("finite weights")
+    });
+    for &i in &surviving[..count] {
+        layer.keep[i] = false;
+    }
+}
+
+fn values_of<'a>(weights: &'a Weights, layer: &LayerMask) -> &'a [f32] {
+    let host = weights
+        .get(&layer.name)
+        .unwrap_or_else(|| panic!("no weights for masked parameter {}", layer.name));
+    assert_eq!(
+        host.values.len(),
+        layer.keep.len(),
+        "shape of {}",
+        layer.name
+    );
+    &host.values
+}
+
+/// One IMP round of magnitude pruning, per layer or global as configured.
+pub fn magnitude(mask: &Mask, weights: &Weights, config: &PruneConfig) -> Mask {
+    match config.scope {
+        PruneScope::PerLayer => {
+            let rates = config.layer_rates(mask);
+            let counts: Vec<usize> = mask
+                .layers
+                .iter()
+                .zip(rates)
+                .map(|(layer, rate)| prune_count(layer.remaining(), rate))
+                .collect();
+            magnitude_per_layer_counts(mask, weights, &counts)
+        }
+        PruneScope::Global => {
+            magnitude_global_count(mask, weights, prune_count(mask.remaining(), config.rate))
+        }
+    }
+}
+
+/// Removes `counts[i]` smallest surviving weights from layer i.
+pub fn magnitude_per_layer_counts(mask: &Mask, weights: &Weights, counts: &[usize]) -> Mask {
+    let mut next = mask.clone();
+    for (layer, &count) in next.layers.iter_mut().zip(counts) {
+        let values = values_of(weights, layer);
+        prune_smallest(layer, values, count);
+    }
+    next
+}
+
+/// Removes the `count` smallest surviving weights across all layers.
+pub fn magnitude_global_count(mask: &Mask, weights: &Weights, count: usize) -> Mask {
+    let mut candidates: Vec<(f32, usize, usize)> = Vec::with_capacity(mask.remaining());
+    for (l, layer) in mask.layers.iter().enumerate() {
+        let values = values_of(weights, layer);
+        candidates.extend(
+            (0..layer.keep.len())
+                .filter(|&i| layer.keep[i])
+                .map(|i| (values[i].abs(), l, i)),
+        );
+    }
+    let count = count.min(candidates.len());
+    let mut next = mask.clone();
+    if count == 0 {
+        return next;
+    }
+    candidates.select_nth_unstable_by(count - 1, |a, b| a.partial_cmp(b).expect("finite weights"));
+    for &(_, l, i) in &candidates[..count] {
+        next.layers[l].keep[i] = false;
+    }
+    next
+}
+
+/// One-shot magnitude pruning of a dense mask down to `target_density` of the weights.
+pub fn one_shot(mask: &Mask, weights: &Weights, target_density: f64, scope: PruneScope) -> Mask {
+    match scope {
+        PruneScope::PerLayer => {
+            let counts: Vec<usize> = mask
+                .layers
+                .iter()
+                .map(|l| {
+                    let keep = (l.total() as f64 * target_density).round() as usize;
+                    l.remaining().saturating_sub(keep)
+                })
+                .collect();
+            magnitude_per_layer_counts(mask, weights, &counts)
+        }
+        PruneScope::Global => {
+            let keep = (mask.total() as f64 * target_density).round() as usize;
+            magnitude_global_count(mask, weights, mask.remaining().saturating_sub(keep))
+        }
+    }
+}
+
+/// The random-pruning control: a uniformly random mask with exactly the per-layer counts of
+/// `reference`, drawn from `Rng::for_purpose(seed, "random-prune/<layer>")`.
+pub fn random_like(reference: &Mask, seed: u64) -> Mask {
+    let layers = reference
+        .layers
+        .iter()
+        .map(|layer| {
+            let mut rng = Rng::for_purpose(seed, &format!("random-prune/{}", layer.name));
+            let order = rng.permutation(layer.total());
+            let mut keep = vec![false; layer.total()];
+            for &i in &order[..layer.remaining()] {
+                keep[i] = true;
+            }
+            LayerMask {
+                name: layer.name.clone(),
+                shape: layer.shape.clone(),
+                keep,
+            }
+        })
+        .collect();
+    Mask { layers }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::HostTensor;
+
+    fn setup() -> (Mask, Weights) {
+        let mask = Mask {
+            layers: vec![
+                LayerMask::dense("a", &[2, 5]),
+                LayerMask::dense("out", &[5, 2]),
+            ],
+        };
+        let mut weights = Weights::new();
+        weights.insert(
+            "a".into(),
+            HostTensor {
+                shape: vec![2, 5],
+                values: vec![0.5, -0.1, 0.3, -0.9, 0.2, 0.05, 0.7, -0.4, 0.6, 0.8],
+            },
+        );
+        weights.insert(
+            "out".into(),
+            HostTensor {
+                shape: vec![5, 2],
+                values: vec![1.0, 2.0, -3.0, 0.1, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0],
+            },
+        );
+        (mask, weights)
+    }
+
+    #[test]
+    fn per_layer_prunes_smallest_with_the_counting_rule() {
+        let (mask, weights) = setup();
+        let config = PruneConfig {
+            rate: 0.2,
+            output_rate: 0.1,
+            ..PruneConfig::default()
+        };
+        let next = magnitude(&mask, &weights, &config);
+        // round(0.2·10) = 2 from "a": 0.05 and -0.1; round(0.1·10) = 1 from "out": 0.1.
+        assert_eq!(next.layers[0].remaining(), 8);
+        assert!(!next.layers[0].keep[5] && !next.layers[0].keep[1]);
+        assert_eq!(next.layers[1].remaining(), 9);
+        assert!(!next.layers[1].keep[3]);
+        assert!(next.is_subset_of(&mask));
+        // A second round never revives and follows the rule: round(0.2·8) = 2.
+        let third = magnitude(&next, &weights, &config);
+        assert_eq!(third.layers[0].remaining(), 6);
+        assert!(third.is_subset_of(&next));
+    }
+
+    #[test]
+    fn global_uses_one_threshold() {
+        let (mask, weights) = setup();
+        let config = PruneConfig {
+            scope: PruneScope::Global,
+            rate: 0.25,
+            ..PruneConfig::default()
+        };
+        let next = magnitude(&mask, &weights, &config);
+        // round(0.25·20) = 5 smallest overall: 0.05, 0.1(a), 0.1(out), 0.2, 0.3.
+        assert_eq!(next.remaining(), 15);
+        assert_eq!(next.layers[0].remaining(), 6);
+        assert_eq!(next.layers[1].remaining(), 9);
+    }
+
+    #[test]
+    fn random_like_keeps_counts_and_is_seeded() {
+        let (mask, weights) = setup();
+        let pruned = magnitude(&mask, &weights, &PruneConfig::default());
+        let r1 = random_like(&pruned, 1);
+        let r2 = random_like(&pruned, 1);
+        assert_eq!(r1, r2);
+        for (a, b) in r1.layers.iter().zip(&pruned.layers) {
+            assert_eq!(a.remaining(), b.remaining());
+        }
+    }
+
+    #[test]
+    fn expected_remaining_tracks_the_geometric_series() {
+        for rounds in 0..20 {
+            let n = expected_remaining(265_200, 0.2, rounds);
+            let ideal = 265_200.0 * 0.8f64.powi(rounds as i32);
+            assert!(
+                (n as f64 - ideal).abs() <= rounds as f64,
+                "{rounds}: {n} vs {ideal}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_shot_hits_the_density() {
+        let (mask, weights) = setup();
+        let next = one_shot(&mask, &weights, 0.3, PruneScope::PerLayer);
+        assert_eq!(next.layers[0].remaining(), 3);
+        assert_eq!(next.layers[1].remaining(), 3);
+    }
+}

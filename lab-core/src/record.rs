@@ -1,0 +1,112 @@
+//! Experiment records: per-round results, the report, and hash-named run directories.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::data::md5_hex;
+use crate::mask::Mask;
+use crate::train::{EvalPoint, TimeSplit};
+
+/// One layer's share of surviving weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerReport {
+    pub name: String,
+    /// Fraction of this layer's weights that survive.
+    pub remaining: f64,
+    pub remaining_weights: usize,
+    pub total_weights: usize,
+}
+
+pub fn layer_report(mask: &Mask) -> Vec<LayerReport> {
+    mask.layers
+        .iter()
+        .map(|l| LayerReport {
+            name: l.name.clone(),
+            remaining: l.density(),
+            remaining_weights: l.remaining(),
+            total_weights: l.total(),
+        })
+        .collect()
+}
+
+/// The result of one training run of an IMP round (ticket or control).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundResult {
+    pub round: usize,
+    /// Fraction of prunable weights remaining.
+    pub weights_remaining: f64,
+    /// Iteration of minimum validation loss.
+    pub early_stop_iteration: usize,
+    /// Test accuracy at the early-stop iteration.
+    pub test_accuracy: f64,
+    pub validation_accuracy: f64,
+    pub validation_loss: f64,
+    /// Test accuracy at the end of training.
+    pub final_test_accuracy: f64,
+    pub layers: Vec<LayerReport>,
+    pub curve: Vec<EvalPoint>,
+    pub time: TimeSplit,
+    pub wall_seconds: f64,
+}
+
+/// What `lth imp` writes to `report.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImpReport {
+    pub run: String,
+    pub config: Value,
+    pub backend: String,
+    /// The ticket lineage, round by round.
+    pub rounds: Vec<RoundResult>,
+    /// Control branches by name (`reinit`, `random-prune`), same fields as `rounds`.
+    #[serde(default)]
+    pub controls: std::collections::BTreeMap<String, Vec<RoundResult>>,
+}
+
+/// Flattens a JSON value into `path=value` pairs, sorted.
+fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten(&path, child, out);
+            }
+        }
+        other => out.push((prefix.to_string(), other.to_string())),
+    }
+}
+
+/// The canonical description of a config: its non-default hyper-parameters, one
+/// `path=value` per line, sorted (open_lth's idea). Defaults added later do not change the
+/// names of existing runs.
+pub fn canonical_description<T: Serialize>(config: &T, default: &T) -> String {
+    let mut ours = Vec::new();
+    let mut defaults = Vec::new();
+    flatten(
+        "",
+        &serde_json::to_value(config).expect("config serialises"),
+        &mut ours,
+    );
+    flatten(
+        "",
+        &serde_json::to_value(default).expect("config serialises"),
+        &mut defaults,
+    );
+    let defaults: std::collections::BTreeMap<_, _> = defaults.into_iter().collect();
+    let mut lines: Vec<String> = ours
+        .into_iter()
+        .filter(|(path, value)| defaults.get(path) != Some(value))
+        .map(|(path, value)| format!("{path}={value}"))
+        .collect();
+    lines.sort();
+    lines.join("\n")
+}
+
+/// `<kind>-<first 8 hex of md5(description)>`.
+pub fn run_name<T: Serialize>(kind: &str, config: &T, default: &T) -> String {
+    let description = canonical_description(config, default);
+    format!("{kind}-{}", &md5_hex(description.as_bytes())[..8])
+}

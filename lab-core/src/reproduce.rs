@@ -1,0 +1,210 @@
+//! Reproduction protocols. `lth-lenet300`: Frankle & Carbin (ICLR 2019), LeNet-300-100 on
+//! MNIST — IMP with rewinding to θ0 over several seeds, plus the random-reinit and
+//! random-prune controls at chosen sparsity levels.
+
+use std::collections::BTreeMap;
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::imp::{Control, ImpConfig, ImpError, ImpObserver, Rewind, run_control, run_imp};
+use crate::model::{Architecture, ModelKind};
+use crate::params::prunable_params;
+use crate::prune::{PruneConfig, prune_count};
+use crate::record::RoundResult;
+use crate::store::RunStore;
+use crate::train::{Prepared, TimeSplit, TrainConfig};
+
+/// The paper's weights-remaining levels (%) where controls run: Pm after 0, 3, 7, 9, 15, 18 rounds.
+pub const LTH_LEVELS: [f64; 6] = [100.0, 51.3, 21.1, 13.5, 3.6, 1.9];
+
+/// The paper's protocol with `budget` training iterations per run and `rounds` IMP rounds.
+/// Evaluation every 100 iterations as in the paper, or every budget/50 for short budgets.
+pub fn lth_lenet300(budget: usize, rounds: usize) -> ImpConfig {
+    let eval_every = if budget >= 5_000 {
+        100
+    } else {
+        (budget / 50).max(1)
+    };
+    ImpConfig::new()
+        .with_model(ModelKind::Lenet300)
+        .with_train(
+            TrainConfig::new()
+                .with_learning_rate(1.2e-3)
+                .with_batch_size(60)
+                .with_iterations(budget)
+                .with_eval_every(eval_every),
+        )
+        .with_prune(PruneConfig::default())
+        .with_rewind(Rewind::Init)
+        .with_rounds(rounds)
+}
+
+/// Fraction of weights remaining after each round, from the counting rule alone.
+pub fn densities<M: Architecture>(config: &ImpConfig, device: &Device) -> Vec<f64> {
+    let model = M::build(config.model, device).expect("architecture matches the model");
+    let mask = crate::mask::Mask::dense_over(&prunable_params(&model));
+    let rates = config.prune.layer_rates(&mask);
+    let mut counts: Vec<usize> = mask.layers.iter().map(|l| l.total()).collect();
+    let total: usize = counts.iter().sum();
+    let mut out = Vec::with_capacity(config.rounds);
+    for _ in 0..config.rounds {
+        out.push(counts.iter().sum::<usize>() as f64 / total as f64);
+        for (count, &rate) in counts.iter_mut().zip(&rates) {
+            *count -= prune_count(*count, rate);
+        }
+    }
+    out
+}
+
+/// For each level (% remaining), the round whose density is closest on a log scale.
+pub fn rounds_for_levels(densities: &[f64], levels: &[f64]) -> Vec<usize> {
+    let mut rounds: Vec<usize> = levels
+        .iter()
+        .filter_map(|&level| {
+            (0..densities.len()).min_by(|&a, &b| {
+                let d = |r: usize| (densities[r].ln() - (level / 100.0).ln()).abs();
+                d(a).total_cmp(&d(b))
+            })
+        })
+        .collect();
+    rounds.sort_unstable();
+    rounds.dedup();
+    rounds
+}
+
+/// All runs of a reproduction: per group (ticket, reinit, random-prune), per seed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reproduction {
+    pub protocol: String,
+    pub budget: usize,
+    pub seeds: Vec<u64>,
+    pub control_rounds: Vec<usize>,
+    pub backend: String,
+    pub groups: BTreeMap<String, Vec<Vec<RoundResult>>>,
+    /// Summed over every training run (including resumed ones, as recorded).
+    pub time: TimeSplit,
+    pub wall_seconds: f64,
+}
+
+/// Runs (or resumes) the protocol for every seed.
+#[allow(clippy::too_many_arguments)]
+pub async fn reproduce<M: Architecture>(
+    protocol: &str,
+    base: &ImpConfig,
+    seeds: &[u64],
+    control_rounds: &[usize],
+    data: &Prepared,
+    device: &Device,
+    store: &mut dyn RunStore,
+    observer: &mut dyn ImpObserver,
+) -> Result<Reproduction, ImpError> {
+    let mut groups: BTreeMap<String, Vec<Vec<RoundResult>>> = BTreeMap::new();
+    for &seed in seeds {
+        let config = base.clone().with_seed(seed);
+        let ticket = run_imp::<M>(&config, data, device, store, observer).await?;
+        groups.entry("ticket".into()).or_default().push(ticket);
+        for control in [Control::Reinit, Control::RandomPrune] {
+            let results = run_control::<M>(
+                &config,
+                control,
+                Some(control_rounds),
+                data,
+                device,
+                store,
+                observer,
+            )
+            .await?;
+            groups
+                .entry(control.name().into())
+                .or_default()
+                .push(results);
+        }
+    }
+    let mut time = TimeSplit::default();
+    let mut wall_seconds = 0.0;
+    for result in groups.values().flatten().flatten() {
+        time.add(&result.time);
+        wall_seconds += result.wall_seconds;
+    }
+    Ok(Reproduction {
+        protocol: protocol.into(),
+        budget: base.train.iterations,
+        seeds: seeds.to_vec(),
+        control_rounds: control_rounds.to_vec(),
+        backend: String::new(),
+        groups,
+        time,
+        wall_seconds,
+    })
+}
+
+fn stats(values: &[f64]) -> (f64, f64, f64) {
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    let lo = values.iter().copied().fold(f64::MAX, f64::min);
+    let hi = values.iter().copied().fold(f64::MIN, f64::max);
+    (mean, lo, hi)
+}
+
+/// A Markdown table: per round, % remaining and for each group the test accuracy at early
+/// stop and the early-stop iteration, as mean [min, max] over seeds.
+pub fn markdown_table(reproduction: &Reproduction) -> String {
+    let names: Vec<&String> = reproduction.groups.keys().collect();
+    let mut out = String::from("| round | % remaining |");
+    for name in &names {
+        out += &format!(" {name} test acc % | {name} early stop |");
+    }
+    out += "\n|---:|---:|";
+    out += &"---:|---:|".repeat(names.len());
+    out += "\n";
+    let tickets = &reproduction.groups["ticket"];
+    let rounds = tickets.iter().map(Vec::len).max().unwrap_or(0);
+    for round in 0..rounds {
+        let of_round = |runs: &Vec<Vec<RoundResult>>| -> Vec<RoundResult> {
+            runs.iter()
+                .filter_map(|r| r.iter().find(|x| x.round == round).cloned())
+                .collect()
+        };
+        let ticket_runs = of_round(tickets);
+        if ticket_runs.is_empty() {
+            continue;
+        }
+        out += &format!(
+            "| {round} | {:.1} |",
+            100.0 * ticket_runs[0].weights_remaining
+        );
+        for name in &names {
+            let runs = of_round(&reproduction.groups[*name]);
+            if runs.is_empty() {
+                out += " | |";
+                continue;
+            }
+            let acc: Vec<f64> = runs.iter().map(|r| 100.0 * r.test_accuracy).collect();
+            let stop: Vec<f64> = runs.iter().map(|r| r.early_stop_iteration as f64).collect();
+            let (a, a0, a1) = stats(&acc);
+            let (s, s0, s1) = stats(&stop);
+            out += &format!(" {a:.2} [{a0:.2}, {a1:.2}] | {s:.0} [{s0:.0}, {s1:.0}] |");
+        }
+        out += "\n";
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_paper_levels_map_to_the_paper_rounds() {
+        let device = crate::backend::BackendKind::Ndarray.device().unwrap();
+        let config = lth_lenet300(1000, 19);
+        let d = densities::<crate::model::Mlp>(&config, &device);
+        // Pm = (265200·0.8^k + 1000·0.9^k)/266200 within rounding.
+        for (k, &pm) in d.iter().enumerate() {
+            let ideal =
+                (265_200.0 * 0.8f64.powi(k as i32) + 1000.0 * 0.9f64.powi(k as i32)) / 266_200.0;
+            assert!((pm - ideal).abs() < 1e-4, "round {k}: {pm} vs {ideal}");
+        }
+        assert_eq!(rounds_for_levels(&d, &LTH_LEVELS), vec![0, 3, 7, 9, 15, 18]);
+    }
+}

@@ -1,0 +1,471 @@
+//! The training loop: Adam or momentum SGD, constant or warm-up learning rate, evaluation on
+//! validation and test every N iterations, early stopping at minimum validation loss.
+//!
+//! The loop is `async` and reads metrics back only at evaluation points, through burn's async
+//! reads, so the same code drives native runs (blocked on), the browser (awaited between
+//! animation frames) and notebooks. Between evaluations nothing syncs the device.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use burn::config::Config;
+use burn::optim::{
+    AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig, momentum::MomentumConfig,
+};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+use web_time::Instant;
+
+use crate::data::{IMAGE_SIZE, Mnist, Split};
+use crate::mask::{DeviceMask, Mask, apply_mask, mask_gradients};
+use crate::model::Classifier;
+use crate::rng::Rng;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerKind {
+    #[default]
+    Adam,
+    /// SGD with (heavy-ball) momentum.
+    Sgd,
+}
+
+/// Hyper-parameters of one training run. Defaults are the LTH paper's LeNet-300-100 setup.
+#[derive(Config, Debug, PartialEq)]
+pub struct TrainConfig {
+    #[config(default = "OptimizerKind::Adam")]
+    pub optimizer: OptimizerKind,
+    #[config(default = 1.2e-3)]
+    pub learning_rate: f64,
+    /// Momentum of SGD (ignored by Adam).
+    #[config(default = 0.9)]
+    pub momentum: f64,
+    /// Linear warm-up of the learning rate over this many iterations (0 = constant).
+    #[config(default = 0)]
+    pub warmup_iterations: usize,
+    #[config(default = 60)]
+    pub batch_size: usize,
+    #[config(default = 50_000)]
+    pub iterations: usize,
+    /// Evaluate on validation and test every this many iterations (and at 0 and the end).
+    #[config(default = 100)]
+    pub eval_every: usize,
+    /// Seed of the data order (the same in every IMP round, as in open_lth).
+    #[config(default = 0)]
+    pub data_seed: u64,
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.batch_size == 0 {
+            return Err("batch_size must be at least 1".into());
+        }
+        if self.eval_every == 0 {
+            return Err("eval_every must be at least 1".into());
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(format!(
+                "learning_rate must be positive, got {}",
+                self.learning_rate
+            ));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return Err(format!("momentum must be in [0, 1), got {}", self.momentum));
+        }
+        Ok(())
+    }
+
+    fn learning_rate_at(&self, iteration: usize) -> f64 {
+        if self.warmup_iterations == 0 {
+            self.learning_rate
+        } else {
+            self.learning_rate * ((iteration + 1) as f64 / self.warmup_iterations as f64).min(1.0)
+        }
+    }
+
+    fn optimizer(&self) -> ModuleOptimizer {
+        match self.optimizer {
+            // ε = 1e-8 as in TensorFlow/PyTorch (burn's default is 1e-5).
+            OptimizerKind::Adam => AdamConfig::new().with_epsilon(1e-8).init(),
+            OptimizerKind::Sgd => SgdConfig::new()
+                .with_momentum(Some(MomentumConfig {
+                    momentum: self.momentum,
+                    dampening: 0.0,
+                    nesterov: false,
+                }))
+                .init(),
+        }
+    }
+}
+
+/// Metrics at one evaluation point.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EvalPoint {
+    pub iteration: usize,
+    pub validation_loss: f64,
+    pub validation_accuracy: f64,
+    pub test_loss: f64,
+    pub test_accuracy: f64,
+}
+
+/// Where the wall time of a training run went (seconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimeSplit {
+    /// Building batches on the host and uploading them.
+    pub data: f64,
+    /// Forward, backward and optimiser steps (queued work on async devices).
+    pub training: f64,
+    /// Evaluation passes, including the device sync of the metric reads.
+    pub evaluation: f64,
+}
+
+impl TimeSplit {
+    pub fn total(&self) -> f64 {
+        self.data + self.training + self.evaluation
+    }
+
+    pub fn add(&mut self, other: &TimeSplit) {
+        self.data += other.data;
+        self.training += other.training;
+        self.evaluation += other.evaluation;
+    }
+}
+
+/// The result of a training run.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome<M> {
+    pub model: M,
+    pub curve: Vec<EvalPoint>,
+    /// The evaluation point of minimum validation loss (the first, on ties).
+    pub early_stop: EvalPoint,
+    pub last: EvalPoint,
+    /// The model right after `snapshot_at` iterations, for late rewinding.
+    pub snapshot: Option<M>,
+    pub time: TimeSplit,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum TrainError {
+    #[error("training diverged: validation loss {loss} at iteration {iteration}")]
+    Diverged { iteration: usize, loss: f64 },
+    #[error("cancelled at iteration {0}")]
+    Cancelled(usize),
+    #[error("invalid training config: {0}")]
+    Config(String),
+    #[error("reading metrics from the device failed: {0}")]
+    Device(String),
+}
+
+/// A boxed future returned by [`Observer::pause`].
+pub type Pause<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
+
+/// Receives progress and may pause or cancel a run. All methods have no-op defaults.
+pub trait Observer {
+    fn on_step(&mut self, _iteration: usize, _total: usize) {}
+    fn on_eval(&mut self, _point: &EvalPoint) {}
+    fn cancelled(&self) -> bool {
+        false
+    }
+    /// Called between batches; the browser returns a future that yields to the event loop.
+    fn pause(&mut self) -> Option<Pause<'_>> {
+        None
+    }
+}
+
+/// An observer that does nothing.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// Host data plus the evaluation sets uploaded once to the device.
+pub struct Prepared {
+    pub train: Split,
+    validation: (Vec<Tensor<2>>, Vec<Tensor<1, Int>>),
+    test: (Vec<Tensor<2>>, Vec<Tensor<1, Int>>),
+    validation_len: usize,
+    test_len: usize,
+    device: Device,
+}
+
+/// Images are scaled to [0, 1] then standardised with MNIST's mean and std (as open_lth).
+const PIXEL_MEAN: f32 = 0.1307;
+const PIXEL_STD: f32 = 0.3081;
+const EVAL_CHUNK: usize = 1000;
+
+fn pixel_table() -> [f32; 256] {
+    std::array::from_fn(|v| (v as f32 / 255.0 - PIXEL_MEAN) / PIXEL_STD)
+}
+
+/// A batch of images and labels as tensors.
+pub fn batch_tensors(
+    split: &Split,
+    indices: &[usize],
+    device: &Device,
+) -> (Tensor<2>, Tensor<1, Int>) {
+    let table = pixel_table();
+    let mut pixels = Vec::with_capacity(indices.len() * IMAGE_SIZE);
+    let mut labels = Vec::with_capacity(indices.len());
+    for &i in indices {
+        pixels.extend(split.image(i).iter().map(|&p| table[p as usize]));
+        labels.push(i64::from(split.labels[i]));
+    }
+    let n = indices.len();
+    (
+        Tensor::from_data(TensorData::new(pixels, [n, IMAGE_SIZE]), device),
+        Tensor::from_data(TensorData::new(labels, [n]), device),
+    )
+}
+
+fn upload_chunks(split: &Split, device: &Device) -> (Vec<Tensor<2>>, Vec<Tensor<1, Int>>) {
+    let indices: Vec<usize> = (0..split.len()).collect();
+    indices
+        .chunks(EVAL_CHUNK)
+        .map(|chunk| batch_tensors(split, chunk, device))
+        .unzip()
+}
+
+impl Prepared {
+    /// Uploads the validation and test sets to `device` (without autodiff).
+    pub fn new(data: &Mnist, device: &Device) -> Self {
+        let device = device.clone().without_autodiff();
+        Self {
+            train: data.train.clone(),
+            validation: upload_chunks(&data.validation, &device),
+            test: upload_chunks(&data.test, &device),
+            validation_len: data.validation.len(),
+            test_len: data.test.len(),
+            device,
+        }
+    }
+}
+
+/// Mean cross-entropy of logits against integer labels.
+pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
+    let [n, _] = logits.dims();
+    log_softmax(logits, 1)
+        .gather(1, labels.reshape([n, 1]))
+        .mean()
+        .neg()
+}
+
+/// Loss and accuracy of `model` on a set, read back with one async read.
+async fn evaluate_set<M: Classifier>(
+    model: &M,
+    set: &(Vec<Tensor<2>>, Vec<Tensor<1, Int>>),
+    len: usize,
+    device: &Device,
+) -> Result<(f64, f64), TrainError> {
+    let mut loss_sum = Tensor::<1>::zeros([1], device);
+    let mut correct = Tensor::<1>::zeros([1], device);
+    for (images, labels) in set.0.iter().zip(&set.1) {
+        let [n, _] = images.dims();
+        let logits = model.forward(images.clone());
+        let predicted = logits.clone().argmax(1).reshape([n]);
+        correct = correct + predicted.equal(labels.clone()).float().sum();
+        loss_sum = loss_sum + cross_entropy(logits, labels.clone()).mul_scalar(n as f64);
+    }
+    let data = Tensor::cat(vec![loss_sum, correct], 0)
+        .into_data_async()
+        .await
+        .map_err(|e| TrainError::Device(format!("{e:?}")))?;
+    let values = data
+        .convert::<f64>()
+        .try_into_vec::<f64>()
+        .map_err(|e| TrainError::Device(format!("{e:?}")))?;
+    let n = len.max(1) as f64;
+    Ok((values[0] / n, values[1] / n))
+}
+
+/// Evaluates `model` (any device; evaluation runs without autodiff) on validation and test.
+pub async fn evaluate<M: Classifier>(
+    model: &M,
+    data: &Prepared,
+    iteration: usize,
+) -> Result<EvalPoint, TrainError> {
+    let model = model.valid().to_device(&data.device);
+    let (validation_loss, validation_accuracy) =
+        evaluate_set(&model, &data.validation, data.validation_len, &data.device).await?;
+    let (test_loss, test_accuracy) =
+        evaluate_set(&model, &data.test, data.test_len, &data.device).await?;
+    Ok(EvalPoint {
+        iteration,
+        validation_loss,
+        validation_accuracy,
+        test_loss,
+        test_accuracy,
+    })
+}
+
+/// The per-epoch shuffled order of training examples, drawn lazily from the data seed.
+struct BatchOrder {
+    rng: Rng,
+    order: Vec<usize>,
+    position: usize,
+    batch_size: usize,
+}
+
+impl BatchOrder {
+    fn new(n: usize, batch_size: usize, seed: u64) -> Self {
+        let mut rng = Rng::for_purpose(seed, "data-order");
+        let order = rng.permutation(n);
+        Self {
+            rng,
+            order,
+            position: 0,
+            batch_size: batch_size.min(n),
+        }
+    }
+
+    /// The next batch; an epoch's incomplete last batch is dropped.
+    fn next(&mut self) -> &[usize] {
+        if self.position + self.batch_size > self.order.len() {
+            self.rng.shuffle(&mut self.order);
+            self.position = 0;
+        }
+        let batch = &self.order[self.position..self.position + self.batch_size];
+        self.position += self.batch_size;
+        batch
+    }
+}
+
+/// One optimisation step at a time, with masked gradients.
+pub struct Stepper {
+    optimizer: ModuleOptimizer,
+    mask: Option<DeviceMask>,
+}
+
+impl Stepper {
+    /// Prepares the optimiser and zeroes the pruned weights of `model`.
+    pub fn new<M: Classifier>(
+        model: M,
+        mask: Option<&Mask>,
+        config: &TrainConfig,
+        device: &Device,
+    ) -> (Self, M) {
+        let mask = mask.map(|m| m.to_device(device));
+        let model = match &mask {
+            Some(dm) => apply_mask(model, dm),
+            None => model,
+        };
+        let stepper = Self {
+            optimizer: config.optimizer(),
+            mask,
+        };
+        (stepper, model)
+    }
+
+    /// Forward, backward, gradient masking and the optimiser update; no device sync.
+    pub fn step<M: Classifier>(
+        &mut self,
+        model: M,
+        images: Tensor<2>,
+        labels: Tensor<1, Int>,
+        learning_rate: f64,
+    ) -> M {
+        let loss = cross_entropy(model.forward(images), labels);
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        if let Some(mask) = &self.mask {
+            mask_gradients(&model, &mut grads, mask);
+        }
+        self.optimizer.step(learning_rate, model, grads)
+    }
+}
+
+/// Trains `model` (on an autodiff device) for `config.iterations` steps. With a `mask`, the
+/// pruned weights are zeroed first and their gradients masked every step, so they stay 0.
+pub async fn train<M: Classifier>(
+    model: M,
+    mask: Option<&Mask>,
+    data: &Prepared,
+    config: &TrainConfig,
+    snapshot_at: Option<usize>,
+    observer: &mut dyn Observer,
+) -> Result<TrainOutcome<M>, TrainError> {
+    config.validate().map_err(TrainError::Config)?;
+    if data.train.is_empty() {
+        return Err(TrainError::Config("the training set is empty".into()));
+    }
+    let device = model
+        .devices()
+        .first()
+        .cloned()
+        .ok_or_else(|| TrainError::Config("the model has no parameters".into()))?;
+    if !device.is_autodiff() {
+        return Err(TrainError::Config(
+            "training needs an autodiff device".into(),
+        ));
+    }
+    let (mut stepper, mut model) = Stepper::new(model, mask, config, &device);
+    let mut order = BatchOrder::new(data.train.len(), config.batch_size, config.data_seed);
+    let mut curve = Vec::new();
+    let mut time = TimeSplit::default();
+    let mut snapshot = (snapshot_at == Some(0)).then(|| model.clone());
+
+    let started = Instant::now();
+    let first = check(evaluate(&model, data, 0).await?)?;
+    time.evaluation += started.elapsed().as_secs_f64();
+    observer.on_eval(&first);
+    curve.push(first);
+
+    for iteration in 1..=config.iterations {
+        if observer.cancelled() {
+            return Err(TrainError::Cancelled(iteration - 1));
+        }
+        let started = Instant::now();
+        let (images, labels) = batch_tensors(&data.train, order.next(), &device);
+        let built = Instant::now();
+        model = stepper.step(
+            model,
+            images,
+            labels,
+            config.learning_rate_at(iteration - 1),
+        );
+        time.data += (built - started).as_secs_f64();
+        time.training += built.elapsed().as_secs_f64();
+
+        if snapshot_at == Some(iteration) {
+            snapshot = Some(model.clone());
+        }
+        observer.on_step(iteration, config.iterations);
+        if iteration % config.eval_every == 0 || iteration == config.iterations {
+            let started = Instant::now();
+            let point = check(evaluate(&model, data, iteration).await?)?;
+            time.evaluation += started.elapsed().as_secs_f64();
+            observer.on_eval(&point);
+            curve.push(point);
+        }
+        if let Some(pause) = observer.pause() {
+            pause.await;
+        }
+    }
+    let early_stop = *curve
+        .iter()
+        .reduce(|best, p| {
+            if p.validation_loss < best.validation_loss {
+                p
+            } else {
+                best
+            }
+        })
+        .expect("at least one evaluation");
+    let last = *curve.last().expect("at least one evaluation");
+    Ok(TrainOutcome {
+        model,
+        curve,
+        early_stop,
+        last,
+        snapshot,
+        time,
+    })
+}
+
+fn check(point: EvalPoint) -> Result<EvalPoint, TrainError> {
+    if point.validation_loss.is_finite() {
+        Ok(point)
+    } else {
+        Err(TrainError::Diverged {
+            iteration: point.iteration,
+            loss: point.validation_loss,
+        })
+    }
+}

@@ -1,0 +1,265 @@
+//! One suite of invariants, run on every compiled backend: `ndarray` always, `wgpu` with the
+//! `wgpu` feature (natively through Vulkan; on CI machines through Mesa's lavapipe).
+//! GPU-path runs are kept tiny: lavapipe trains LeNet-300-100 at roughly 50 ms/step.
+
+mod common;
+
+use lab_core::burn::tensor::Device;
+use lab_core::imp::{Control, ImpConfig, RunKeys, run_control, run_imp};
+use lab_core::mask::Mask;
+use lab_core::model::{ConvNet, Mlp, ModelKind, init_model};
+use lab_core::params::{Weights, read_weights};
+use lab_core::prune::{PruneConfig, expected_remaining, magnitude, random_like};
+use lab_core::store::{MemoryStore, RunStore};
+use lab_core::ticket::Ticket;
+use lab_core::train::{Prepared, Silent, TrainConfig, train};
+use lab_core::{block_on, imp::ImpObserver};
+
+struct Quiet;
+impl lab_core::train::Observer for Quiet {}
+impl ImpObserver for Quiet {}
+
+fn small_imp(iterations: usize, rounds: usize, eval: usize) -> ImpConfig {
+    ImpConfig::new()
+        .with_rounds(rounds)
+        .with_train(
+            TrainConfig::new()
+                .with_iterations(iterations)
+                .with_eval_every(iterations / 2),
+        )
+        .with_eval_subset(Some(eval))
+}
+
+fn prepared(device: &Device, train: usize, eval: usize) -> Prepared {
+    Prepared::new(&common::mnist().subset(train, eval, eval), device)
+}
+
+/// Training with a mask leaves every pruned weight exactly 0 and moves the others.
+fn pruned_weights_stay_zero(device: Device) {
+    let device = device.autodiff();
+    let model: Mlp = init_model(ModelKind::Lenet300, 1, &device);
+    let theta0 = block_on(read_weights(&model));
+    let mask = magnitude(&Mask::dense_for(&model), &theta0, &PruneConfig::default());
+    let data = prepared(&device, 2000, 200);
+    let config = TrainConfig::new().with_iterations(25).with_eval_every(25);
+    let outcome = block_on(train(model, Some(&mask), &data, &config, None, &mut Silent)).unwrap();
+    let trained = block_on(read_weights(&outcome.model));
+    let mut moved = 0;
+    for layer in &mask.layers {
+        let after = &trained[&layer.name].values;
+        let before = &theta0[&layer.name].values;
+        for ((&keep, &a), &b) in layer.keep.iter().zip(after).zip(before) {
+            if keep {
+                moved += usize::from(a != b);
+            } else {
+                assert_eq!(a, 0.0, "pruned weight of {} moved", layer.name);
+            }
+        }
+    }
+    assert!(
+        moved > mask.remaining() / 2,
+        "only {moved} surviving weights trained"
+    );
+}
+
+/// IMP on real MNIST: the ticket is θ0 ⊙ mask exactly, counts follow the documented rule,
+/// accuracy is high, and the controls behave as defined.
+fn imp_round_trip(device: Device, iterations: usize, train_size: usize) {
+    let config = small_imp(iterations, 2, 1000).with_train_subset(Some(train_size));
+    let data = prepared(&device, train_size, 1000);
+    let mut store = MemoryStore::default();
+    let results = block_on(run_imp::<Mlp>(
+        &config, &data, &device, &mut store, &mut Quiet,
+    ))
+    .unwrap();
+    assert_eq!(results.len(), 2);
+    for r in &results {
+        assert!(
+            r.test_accuracy > 0.90,
+            "round {} test accuracy {}",
+            r.round,
+            r.test_accuracy
+        );
+    }
+    // Round 1 keeps exactly the expected counts per layer.
+    let expected = [
+        expected_remaining(235_200, 0.2, 1),
+        expected_remaining(30_000, 0.2, 1),
+        expected_remaining(1_000, 0.1, 1),
+    ];
+    let kept: Vec<usize> = results[1]
+        .layers
+        .iter()
+        .map(|l| l.remaining_weights)
+        .collect();
+    assert_eq!(kept, expected);
+
+    // The round-1 ticket is θ0 on the survivors and 0 elsewhere, bit for bit.
+    let keys = RunKeys {
+        run: config.run_name(),
+    };
+    let ticket = Ticket::from_safetensors(&store.read(&keys.ticket(1)).unwrap()).unwrap();
+    let theta0: Weights = block_on(read_weights(&init_model::<Mlp>(
+        ModelKind::Lenet300,
+        config.seed,
+        &device.clone().autodiff(),
+    )));
+    for layer in &ticket.mask.layers {
+        let values = &ticket.weights[&layer.name].values;
+        for ((&keep, &v), &v0) in layer
+            .keep
+            .iter()
+            .zip(values)
+            .zip(&theta0[&layer.name].values)
+        {
+            assert_eq!(v, if keep { v0 } else { 0.0 });
+        }
+    }
+    assert_eq!(ticket.weights["layers.0.bias"], theta0["layers.0.bias"]);
+
+    // Random reinit: same mask, different values. Random prune: same counts, other mask.
+    let reinit = block_on(run_control::<Mlp>(
+        &config,
+        Control::Reinit,
+        None,
+        &data,
+        &device,
+        &mut store,
+        &mut Quiet,
+    ))
+    .unwrap();
+    let random = block_on(run_control::<Mlp>(
+        &config,
+        Control::RandomPrune,
+        None,
+        &data,
+        &device,
+        &mut store,
+        &mut Quiet,
+    ))
+    .unwrap();
+    assert_eq!(reinit[1].layers, results[1].layers);
+    for (a, b) in random[1].layers.iter().zip(&results[1].layers) {
+        assert_eq!(a.remaining_weights, b.remaining_weights);
+    }
+    let fresh: Weights = block_on(read_weights(&init_model::<Mlp>(
+        ModelKind::Lenet300,
+        Control::Reinit.seed(config.seed),
+        &device.clone().autodiff(),
+    )));
+    assert_ne!(fresh["layers.0.weight"], theta0["layers.0.weight"]);
+}
+
+/// Same seed, same θ0 and the same mask; another seed, other ones.
+fn seeded_masks(device: Device) {
+    let mask_for = |seed| {
+        let model: Mlp = init_model(ModelKind::Lenet300, seed, &device);
+        let w = block_on(read_weights(&model));
+        magnitude(&Mask::dense_for(&model), &w, &PruneConfig::default())
+    };
+    assert_eq!(mask_for(3), mask_for(3));
+    assert_ne!(mask_for(3), mask_for(4));
+    let reference = mask_for(3);
+    assert_eq!(random_like(&reference, 9), random_like(&reference, 9));
+    assert_ne!(random_like(&reference, 9), reference);
+}
+
+/// The conv family works with the same generic machinery.
+fn conv_models_mask_and_train(device: Device) {
+    let device = device.autodiff();
+    let model: ConvNet = init_model(ModelKind::Lenet5, 0, &device);
+    let mask = Mask::dense_for(&model);
+    let names: Vec<&str> = mask.layers.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "convs.0.weight",
+            "convs.1.weight",
+            "fcs.0.weight",
+            "fcs.1.weight",
+            "fcs.2.weight"
+        ]
+    );
+    let rates = PruneConfig::default().layer_rates(&mask);
+    assert_eq!(rates, vec![0.1, 0.1, 0.2, 0.2, 0.1]);
+    let data = prepared(&device, 600, 100);
+    let config = TrainConfig::new().with_iterations(5).with_eval_every(5);
+    let w = block_on(read_weights(&model));
+    let pruned = magnitude(&mask, &w, &PruneConfig::default());
+    let outcome = block_on(train(
+        model,
+        Some(&pruned),
+        &data,
+        &config,
+        None,
+        &mut Silent,
+    ))
+    .unwrap();
+    assert!(outcome.last.validation_loss.is_finite());
+}
+
+mod ndarray {
+    use super::*;
+    fn device() -> Device {
+        lab_core::backend::BackendKind::Ndarray.device().unwrap()
+    }
+    #[test]
+    fn pruned_weights_stay_zero() {
+        super::pruned_weights_stay_zero(device());
+    }
+    #[test]
+    fn imp_round_trip_on_real_mnist() {
+        super::imp_round_trip(device(), 400, 55_000);
+    }
+    #[test]
+    fn seeded_masks() {
+        super::seeded_masks(device());
+    }
+    #[test]
+    fn conv_models_mask_and_train() {
+        super::conv_models_mask_and_train(device());
+    }
+}
+
+#[cfg(feature = "wgpu")]
+mod wgpu {
+    use super::*;
+    fn device() -> Device {
+        Device::wgpu(lab_core::burn::tensor::DeviceKind::DefaultDevice)
+    }
+    #[test]
+    fn pruned_weights_stay_zero() {
+        super::pruned_weights_stay_zero(device());
+    }
+    #[test]
+    fn imp_round_trip_on_real_mnist() {
+        super::imp_round_trip(device(), 200, 55_000);
+    }
+    #[test]
+    fn seeded_masks() {
+        super::seeded_masks(device());
+    }
+    #[test]
+    fn conv_models_mask_and_train() {
+        super::conv_models_mask_and_train(device());
+    }
+}
+
+/// θ0 is the same on every backend: initialisation draws from our own seeded streams.
+#[cfg(feature = "wgpu")]
+#[test]
+fn init_is_backend_independent() {
+    let on = |device: Device| {
+        block_on(read_weights(&init_model::<Mlp>(
+            ModelKind::Lenet300,
+            5,
+            &device,
+        )))
+    };
+    assert_eq!(
+        on(lab_core::backend::BackendKind::Ndarray.device().unwrap()),
+        on(Device::wgpu(
+            lab_core::burn::tensor::DeviceKind::DefaultDevice
+        ))
+    );
+}

@@ -1,0 +1,9 @@
+# Sourced by the other scripts: one build cache outside the checkout, shared by every clone
+# on this machine (CI runs on a fresh clone but usually on a machine that already built).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lth-lab/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# Mesa's lavapipe (software Vulkan) for the wgpu backend where no GPU driver is present.
+if [ -z "${VK_ICD_FILENAMES:-}${VK_DRIVER_FILES:-}" ] && ! ls /usr/share/vulkan/icd.d/nvidia* >/dev/null 2>&1; then
+  lvp=$(ls /usr/share/vulkan/icd.d/lvp_icd.*.json 2>/dev/null | head -n 1)
+  [ -n "$lvp" ] && export VK_DRIVER_FILES="$lvp"
+fi

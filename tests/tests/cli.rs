@@ -1,0 +1,196 @@
+//! End-to-end: the `lth` binary on real MNIST, as a user runs it.
+//! Build it first (`cargo build --release -p lab-cli`; scripts/test.sh does).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn lth() -> PathBuf {
+    // target/<profile>/deps/cli-<hash> → target/<profile>/lth
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join("lth");
+    assert!(
+        path.is_file(),
+        "{} missing: build lab-cli first",
+        path.display()
+    );
+    path
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lth-e2e-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+const QUICK: [&str; 8] = [
+    "--iterations",
+    "150",
+    "--eval-every",
+    "50",
+    "--train-subset",
+    "6000",
+    "--eval-subset",
+    "1000",
+];
+
+fn imp(out: &Path, rounds: &str, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(lth());
+    cmd.args(["imp", "--quiet", "--rounds", rounds, "--out"])
+        .arg(out)
+        .args(QUICK)
+        .args(extra);
+    cmd
+}
+
+fn report(out: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap()
+}
+
+fn strip_timing(rounds: &Value) -> Vec<Value> {
+    rounds
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.as_object_mut().unwrap().remove("wall_seconds");
+            r.as_object_mut().unwrap().remove("time");
+            r
+        })
+        .collect()
+}
+
+#[test]
+fn imp_writes_the_report_and_charts() {
+    let out = scratch("report");
+    let status = imp(&out, "2", &["--control", "reinit"]).status().unwrap();
+    assert!(status.success());
+    let report = report(&out);
+    let rounds = report["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2);
+    for field in [
+        "weights_remaining",
+        "early_stop_iteration",
+        "test_accuracy",
+        "final_test_accuracy",
+        "layers",
+    ] {
+        assert!(rounds[1].get(field).is_some(), "missing {field}");
+    }
+    let expected = (188_160.0 + 24_000.0 + 900.0) / 266_200.0;
+    assert!((rounds[1]["weights_remaining"].as_f64().unwrap() - expected).abs() < 1e-9);
+    assert_eq!(rounds[1]["layers"][0]["name"], "layers.0.weight");
+    assert!(rounds[0]["test_accuracy"].as_f64().unwrap() > 0.85);
+    assert_eq!(report["controls"]["reinit"].as_array().unwrap().len(), 2);
+    for chart in [
+        "accuracy.svg",
+        "accuracy.png",
+        "early_stop.svg",
+        "curves.svg",
+    ] {
+        let bytes = std::fs::read(out.join(chart)).unwrap();
+        assert!(bytes.len() > 1000, "{chart} is nearly empty");
+    }
+    let svg = std::fs::read_to_string(out.join("accuracy.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("reinit"));
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn a_killed_run_resumes_with_the_same_results() {
+    let out = scratch("resume");
+    let mut child = imp(&out, "3", &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let records = out.join("records");
+    let started = Instant::now();
+    let round1_done = loop {
+        let found = std::fs::read_dir(&records).ok().and_then(|mut runs| {
+            let run = runs.next()?.ok()?.path();
+            let result = run.join("round-01").join("result.json");
+            result.is_file().then_some(result)
+        });
+        if let Some(path) = found {
+            break path;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "round 1 never finished"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let finished_before = std::fs::read(&round1_done).unwrap();
+
+    let rerun = imp(&out, "3", &[]).output().unwrap();
+    assert!(
+        rerun.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rerun.stderr)
+    );
+    assert_eq!(
+        std::fs::read(&round1_done).unwrap(),
+        finished_before,
+        "round 1 was redone"
+    );
+
+    let reference = scratch("reference");
+    assert!(imp(&reference, "3", &[]).status().unwrap().success());
+    assert_eq!(
+        strip_timing(&report(&out)["rounds"]),
+        strip_timing(&report(&reference)["rounds"])
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+    std::fs::remove_dir_all(&reference).unwrap();
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    let out = scratch("bad");
+    let run = imp(&out, "0", &[]).output().unwrap();
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("rounds must be at least 1"));
+
+    // A data directory with a corrupt (truncated) file.
+    let data = scratch("bad-data");
+    std::fs::create_dir_all(&data).unwrap();
+    let shared = ["../shared/mnist", "../../shared/mnist"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_dir())
+        .or_else(|| std::env::var_os("LTH_DATA").map(PathBuf::from))
+        .expect("real MNIST");
+    for name in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        let mut bytes = std::fs::read(shared.join(format!("{name}.gz"))).unwrap();
+        if name.starts_with("t10k-labels") {
+            bytes.truncate(bytes.len() / 2);
+        }
+        std::fs::write(data.join(format!("{name}.gz")), bytes).unwrap();
+    }
+    let run = imp(&out, "1", &["--data", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("t10k-labels-idx1-ubyte") && stderr.contains("gzip"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_dir_all(&out);
+}
