@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 scripts/setup.sh
-cargo build --release -p lab-cli
+cargo build --release --workspace --features lab-core/wgpu
 "$CARGO_TARGET_DIR/release/lth" bench "$@"

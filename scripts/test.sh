@@ -9,6 +9,6 @@ scripts/setup.sh
 start=$(date +%s)
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets --features lab-core/wgpu -- -D warnings
-cargo build --release -p lab-cli
+cargo build --release --workspace --features lab-core/wgpu
 cargo test --release --workspace --features lab-core/wgpu
 echo "scripts/test.sh: all passed in $(( $(date +%s) - start ))s"

@@ -364,13 +364,12 @@ pub async fn run_imp<M: Architecture>(
                 .write(&keys.trained(round), &blob)
                 .map_err(store_err)?;
         }
-        if round + 1 < config.rounds {
-            let next = prune::magnitude(&mask, &trained, &config.prune);
-            debug_assert!(next.is_subset_of(&mask));
-            store
-                .write(&keys.mask(round + 1), next.to_json().as_bytes())
-                .map_err(store_err)?;
-        }
+        // Always written, so a later run with more rounds continues from here.
+        let next = prune::magnitude(&mask, &trained, &config.prune);
+        debug_assert!(next.is_subset_of(&mask));
+        store
+            .write(&keys.mask(round + 1), next.to_json().as_bytes())
+            .map_err(store_err)?;
         let result = round_result(
             round,
             &mask,

@@ -133,48 +133,24 @@ fn impossible_configs_are_refused_before_any_work() {
 }
 
 #[test]
-fn a_diverging_run_stops_with_an_error_and_keeps_finished_rounds() {
-    let device = lab_core::backend::BackendKind::Ndarray.device().unwrap();
+fn a_nan_loss_stops_training_with_a_clear_error() {
+    use lab_core::model::{ModelKind, init_model};
+    use lab_core::params::{load_weights, read_weights};
+    use lab_core::train::{Silent, TrainError, train};
+    let device = lab_core::backend::BackendKind::Ndarray
+        .device()
+        .unwrap()
+        .autodiff();
     let data = Prepared::new(&common::mnist().subset(600, 100, 100), &device);
-    let mut store = MemoryStore::default();
-    let good = config(1);
-    block_on(run_imp::<Mlp>(
-        &good,
-        &data,
-        &device,
-        &mut store,
-        &mut CountSteps::default(),
-    ))
-    .unwrap();
-    // A learning rate this large sends the loss to inf/NaN within a few steps.
-    let wild = good
-        .clone()
-        .with_train(
-            TrainConfig::new()
-                .with_iterations(60)
-                .with_eval_every(10)
-                .with_learning_rate(1e6),
-        )
-        .with_rounds(2);
-    let err = block_on(run_imp::<Mlp>(
-        &wild,
-        &data,
-        &device,
-        &mut store,
-        &mut CountSteps::default(),
-    ));
+    let model: Mlp = init_model(ModelKind::Lenet300, 0, &device);
+    let mut weights = block_on(read_weights(&model));
+    weights.get_mut("layers.1.weight").unwrap().values[7] = f32::NAN;
+    let model = load_weights(model, &weights);
+    let config = TrainConfig::new().with_iterations(20).with_eval_every(10);
+    let err = block_on(train(model, None, &data, &config, None, &mut Silent)).unwrap_err();
     assert!(
-        matches!(
-            err,
-            Err(lab_core::imp::ImpError::Train {
-                source: lab_core::train::TrainError::Diverged { .. },
-                ..
-            })
-        ),
-        "{err:?}"
+        matches!(err, TrainError::Diverged { iteration: 0, .. }),
+        "{err}"
     );
-    let keys = RunKeys {
-        run: good.run_name(),
-    };
-    assert!(store.exists(&keys.result(None, 0)));
+    assert!(err.to_string().contains("diverged"));
 }

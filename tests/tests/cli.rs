@@ -102,7 +102,7 @@ fn imp_writes_the_report_and_charts() {
 #[test]
 fn a_killed_run_resumes_with_the_same_results() {
     let out = scratch("resume");
-    let mut child = imp(&out, "3", &[])
+    let mut child = imp(&out, "5", &[])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -132,7 +132,7 @@ fn a_killed_run_resumes_with_the_same_results() {
     child.wait().unwrap();
     let finished_before = std::fs::read(&round1_done).unwrap();
 
-    let rerun = imp(&out, "3", &[]).output().unwrap();
+    let rerun = imp(&out, "5", &[]).output().unwrap();
     assert!(
         rerun.status.success(),
         "{}",
@@ -145,7 +145,7 @@ fn a_killed_run_resumes_with_the_same_results() {
     );
 
     let reference = scratch("reference");
-    assert!(imp(&reference, "3", &[]).status().unwrap().success());
+    assert!(imp(&reference, "5", &[]).status().unwrap().success());
     assert_eq!(
         strip_timing(&report(&out)["rounds"]),
         strip_timing(&report(&reference)["rounds"])
