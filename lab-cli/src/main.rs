@@ -291,7 +291,7 @@ impl Observer for Progress {
             self.step.set_length(total as u64);
             self.step.reset();
         }
-        if iteration % 20 == 0 || iteration == total {
+        if iteration.is_multiple_of(20) || iteration == total {
             self.step.set_position(iteration as u64);
         }
     }

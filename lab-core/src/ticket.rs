@@ -78,7 +78,7 @@ impl Ticket {
         );
         let mut header_bytes = serde_json::to_vec(&Value::Object(header)).expect("header");
         // Pad the header so the data is 8-byte aligned, as the format recommends.
-        while header_bytes.len() % 8 != 0 {
+        while !header_bytes.len().is_multiple_of(8) {
             header_bytes.push(b' ');
         }
         let mut out = Vec::with_capacity(8 + header_bytes.len() + data.len());

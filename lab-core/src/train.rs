@@ -427,7 +427,7 @@ pub async fn train<M: Classifier>(
             snapshot = Some(model.clone());
         }
         observer.on_step(iteration, config.iterations);
-        if iteration % config.eval_every == 0 || iteration == config.iterations {
+        if iteration.is_multiple_of(config.eval_every) || iteration == config.iterations {
             let started = Instant::now();
             let point = check(evaluate(&model, data, iteration).await?)?;
             time.evaluation += started.elapsed().as_secs_f64();

@@ -3,7 +3,6 @@
 mod common;
 
 use lab_core::block_on;
-use lab_core::burn::tensor::Device;
 use lab_core::imp::{ImpConfig, ImpObserver, RunKeys, run_imp};
 use lab_core::model::Mlp;
 use lab_core::record::RoundResult;

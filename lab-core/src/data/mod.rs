@@ -213,7 +213,7 @@ pub struct Mnist {
 pub const VALIDATION_SIZE: usize = 5_000;
 /// The validation split is a fixed permutation of the 60,000 training images, the same for
 /// every run and seed, so results of different runs are comparable.
-const SPLIT_SEED: u64 = 0x5eed_0f_1e7;
+const SPLIT_SEED: u64 = 0x0005_eed0_f1e7;
 
 /// Whether to check the canonical checksums when loading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

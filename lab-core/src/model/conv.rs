@@ -79,7 +79,7 @@ impl Classifier for ConvNet {
         let mut x: Tensor<4> = images.reshape([batch, 1, IMAGE_SIDE, IMAGE_SIDE]);
         for (i, conv) in self.convs.iter().enumerate() {
             x = relu(conv.forward(x));
-            if (i + 1) % self.pool_every == 0 {
+            if (i + 1).is_multiple_of(self.pool_every) {
                 x = self.pool.forward(x);
             }
         }
