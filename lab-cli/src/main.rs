@@ -542,10 +542,9 @@ fn reproduce_command(args: &ReproduceArgs) -> Result<()> {
     )?;
     let table = markdown_table(&result);
     std::fs::write(args.out.join("table.md"), &table)?;
-    let groups: Vec<(String, Vec<Vec<RoundResult>>)> = result
-        .groups
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
+    let groups: Vec<(String, Vec<Vec<RoundResult>>)> = lab_core::reproduce::group_order(&result)
+        .into_iter()
+        .map(|k| (k.clone(), result.groups[k].clone()))
         .collect();
     write_chart(&args.out, "accuracy", &plot::accuracy_vs_remaining(&groups))?;
     write_chart(

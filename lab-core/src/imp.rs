@@ -421,6 +421,16 @@ pub async fn run_control<M: Architecture>(
         if !store.exists(&keys.result(None, round)) {
             return Err(ImpError::MissingMainRound(round));
         }
+        if control == Control::RandomPrune && round == 0 {
+            // A random mask at 100% density is the dense mask: the run is the ticket's round 0.
+            let main = read_json::<RoundResult>(store, &keys.result(None, 0))
+                .ok_or(ImpError::MissingMainRound(0))?
+                .map_err(ImpError::Store)?;
+            write_json(store, &keys.result(branch, round), &main).map_err(store_err)?;
+            observer.on_round(&main, control.name());
+            results.push(main);
+            continue;
+        }
         let ticket_mask = if round == 0 {
             dense.clone()
         } else {

@@ -16,6 +16,7 @@ pub mod data;
 pub mod imp;
 pub mod mask;
 pub mod model;
+pub mod pai;
 pub mod params;
 pub mod plot;
 pub mod prune;

@@ -89,14 +89,14 @@ pub fn expected_remaining(total: usize, rate: f64, rounds: usize) -> usize {
     (0..rounds).fold(total, |n, _| n - prune_count(n, rate))
 }
 
-/// Removes the `count` smallest-|w| surviving weights of one layer.
-fn prune_smallest(layer: &mut LayerMask, values: &[f32], count: usize) {
+/// Removes the `count` lowest-scored surviving weights of one layer.
+fn prune_lowest(layer: &mut LayerMask, scores: &[f32], count: usize) {
     let mut surviving: Vec<usize> = (0..layer.keep.len()).filter(|&i| layer.keep[i]).collect();
     let count = count.min(surviving.len());
     if count == 0 {
         return;
     }
-    let key = |&i: &usize| (values[i].abs(), i);
+    let key = |&i: &usize| (scores[i], i);
     surviving.select_nth_unstable_by(count - 1, |a, b| {
         key(a).partial_cmp(&key(b)).expect("finite weights")
     });
@@ -137,25 +137,47 @@ pub fn magnitude(mask: &Mask, weights: &Weights, config: &PruneConfig) -> Mask {
     }
 }
 
-/// Removes `counts[i]` smallest surviving weights from layer i.
+/// |w| of every weight: the magnitude score.
+pub fn magnitudes(weights: &Weights) -> Weights {
+    weights
+        .iter()
+        .map(|(path, t)| {
+            let mut t = t.clone();
+            t.values.iter_mut().for_each(|v| *v = v.abs());
+            (path.clone(), t)
+        })
+        .collect()
+}
+
+/// Removes `counts[i]` smallest-|w| surviving weights from layer i.
 pub fn magnitude_per_layer_counts(mask: &Mask, weights: &Weights, counts: &[usize]) -> Mask {
+    lowest_per_layer(mask, &magnitudes(weights), counts)
+}
+
+/// Removes the `count` smallest-|w| surviving weights across all layers.
+pub fn magnitude_global_count(mask: &Mask, weights: &Weights, count: usize) -> Mask {
+    lowest_global(mask, &magnitudes(weights), count)
+}
+
+/// Removes the `counts[i]` lowest-scored surviving weights from layer i (scores are signed).
+pub fn lowest_per_layer(mask: &Mask, scores: &Weights, counts: &[usize]) -> Mask {
     let mut next = mask.clone();
     for (layer, &count) in next.layers.iter_mut().zip(counts) {
-        let values = values_of(weights, layer);
-        prune_smallest(layer, values, count);
+        let values = values_of(scores, layer);
+        prune_lowest(layer, values, count);
     }
     next
 }
 
-/// Removes the `count` smallest surviving weights across all layers.
-pub fn magnitude_global_count(mask: &Mask, weights: &Weights, count: usize) -> Mask {
+/// Removes the `count` lowest-scored surviving weights across all layers.
+pub fn lowest_global(mask: &Mask, scores: &Weights, count: usize) -> Mask {
     let mut candidates: Vec<(f32, usize, usize)> = Vec::with_capacity(mask.remaining());
     for (l, layer) in mask.layers.iter().enumerate() {
-        let values = values_of(weights, layer);
+        let values = values_of(scores, layer);
         candidates.extend(
             (0..layer.keep.len())
                 .filter(|&i| layer.keep[i])
-                .map(|i| (values[i].abs(), l, i)),
+                .map(|i| (values[i], l, i)),
         );
     }
     let count = count.min(candidates.len());
@@ -172,6 +194,13 @@ pub fn magnitude_global_count(mask: &Mask, weights: &Weights, count: usize) -> M
 
 /// One-shot magnitude pruning of a dense mask down to `target_density` of the weights.
 pub fn one_shot(mask: &Mask, weights: &Weights, target_density: f64, scope: PruneScope) -> Mask {
+    to_density(mask, &magnitudes(weights), target_density, scope)
+}
+
+/// Keeps the highest-scored weights so that `target_density` of each layer (per layer) or of
+/// all weights (global) survive, counting from the layer totals: `round(total · density)`.
+pub fn to_density(mask: &Mask, scores: &Weights, target_density: f64, scope: PruneScope) -> Mask {
+    let weights = scores;
     match scope {
         PruneScope::PerLayer => {
             let counts: Vec<usize> = mask
@@ -182,11 +211,11 @@ pub fn one_shot(mask: &Mask, weights: &Weights, target_density: f64, scope: Prun
                     l.remaining().saturating_sub(keep)
                 })
                 .collect();
-            magnitude_per_layer_counts(mask, weights, &counts)
+            lowest_per_layer(mask, weights, &counts)
         }
         PruneScope::Global => {
             let keep = (mask.total() as f64 * target_density).round() as usize;
-            magnitude_global_count(mask, weights, mask.remaining().saturating_sub(keep))
+            lowest_global(mask, weights, mask.remaining().saturating_sub(keep))
         }
     }
 }

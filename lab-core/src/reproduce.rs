@@ -139,6 +139,18 @@ pub async fn reproduce<M: Architecture>(
     })
 }
 
+/// Group names with the ticket first, then the controls in the paper's order.
+pub fn group_order(reproduction: &Reproduction) -> Vec<&String> {
+    let rank = |name: &str| {
+        ["ticket", "reinit", "random-prune"]
+            .iter()
+            .position(|n| *n == name)
+    };
+    let mut names: Vec<&String> = reproduction.groups.keys().collect();
+    names.sort_by_key(|n| rank(n).unwrap_or(usize::MAX));
+    names
+}
+
 fn stats(values: &[f64]) -> (f64, f64, f64) {
     let mean = values.iter().sum::<f64>() / values.len() as f64;
     let lo = values.iter().copied().fold(f64::MAX, f64::min);
@@ -149,7 +161,7 @@ fn stats(values: &[f64]) -> (f64, f64, f64) {
 /// A Markdown table: per round, % remaining and for each group the test accuracy at early
 /// stop and the early-stop iteration, as mean [min, max] over seeds.
 pub fn markdown_table(reproduction: &Reproduction) -> String {
-    let names: Vec<&String> = reproduction.groups.keys().collect();
+    let names = group_order(reproduction);
     let mut out = String::from("| round | % remaining |");
     for name in &names {
         out += &format!(" {name} test acc % | {name} early stop |");

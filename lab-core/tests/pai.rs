@@ -1,0 +1,239 @@
+//! Pruning-at-initialisation invariants: SynFlow conservation, SNIP and GraSP against exact
+//! values on a tiny net, exact densities, and layer-collapse detection.
+
+mod common;
+
+use lab_core::backend::BackendKind;
+use lab_core::block_on;
+use lab_core::burn::module::Module;
+use lab_core::burn::nn::{Linear, LinearConfig};
+use lab_core::burn::tensor::activation::relu;
+use lab_core::burn::tensor::{Device, Tensor};
+use lab_core::mask::{LayerMask, Mask};
+use lab_core::model::{Classifier, Mlp, ModelKind, glorot_normal, init_model};
+use lab_core::pai::{
+    PaiConfig, Score, balanced_sample, detect_collapse, hessian_gradient, prune_at_init, score_once,
+};
+use lab_core::params::read_weights;
+use lab_core::prune::PruneScope;
+use lab_core::train::batch_tensors;
+
+fn device() -> Device {
+    BackendKind::Ndarray.device().unwrap().autodiff()
+}
+
+/// A bias-free ReLU MLP defined here, to show the scores work on any burn module.
+#[derive(Module, Debug)]
+struct BiasFree {
+    layers: Vec<Linear>,
+}
+
+impl BiasFree {
+    fn new(widths: &[usize], device: &Device) -> Self {
+        let layers = widths
+            .windows(2)
+            .map(|w| LinearConfig::new(w[0], w[1]).with_bias(false).init(device))
+            .collect();
+        glorot_normal(Self { layers }, 3)
+    }
+}
+
+impl Classifier for BiasFree {
+    fn forward(&self, images: Tensor<2>) -> Tensor<2> {
+        let last = self.layers.len() - 1;
+        self.layers.iter().enumerate().fold(images, |x, (i, l)| {
+            let y = l.forward(x);
+            if i < last { relu(y) } else { y }
+        })
+    }
+}
+
+#[test]
+fn synflow_scores_are_conserved_across_layers() {
+    let device = device();
+    let model = BiasFree::new(&[784, 300, 100, 10], &device);
+    let mask = Mask::dense_for(&model);
+    let config = PaiConfig::new(Score::Synflow, 1.0);
+    let scores = block_on(score_once(
+        &model,
+        &mask,
+        &config,
+        &common::mnist().train,
+        &device,
+    ));
+    let sums: Vec<f64> = mask
+        .layers
+        .iter()
+        .map(|l| scores[&l.name].values.iter().map(|&v| f64::from(v)).sum())
+        .collect();
+    for s in &sums {
+        assert!(
+            (s / sums[0] - 1.0).abs() < 1e-3,
+            "per-layer SynFlow sums differ: {sums:?}"
+        );
+    }
+}
+
+/// Softmax regression 784→10 without bias: gradient and Hessian are known in closed form.
+fn tiny() -> (BiasFree, Vec<Vec<f64>>, Vec<usize>, Device) {
+    let device = device();
+    let model = BiasFree::new(&[784, 10], &device);
+    let split = &common::mnist().train;
+    let sample = balanced_sample(split, 2, 0);
+    let (images, _) = batch_tensors(split, &sample, &device);
+    let x: Vec<f32> = images.into_data().convert::<f32>().try_into_vec().unwrap();
+    let rows = x
+        .chunks(784)
+        .map(|r| r.iter().map(|&v| f64::from(v)).collect())
+        .collect();
+    let labels = sample.iter().map(|&i| split.labels[i] as usize).collect();
+    (model, rows, labels, device)
+}
+
+fn softmax(z: &[f64]) -> Vec<f64> {
+    let m = z.iter().cloned().fold(f64::MIN, f64::max);
+    let e: Vec<f64> = z.iter().map(|v| (v - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.iter().map(|v| v / s).collect()
+}
+
+#[test]
+fn snip_and_grasp_match_closed_forms_on_softmax_regression() {
+    let (model, x, y, device) = tiny();
+    let w = block_on(read_weights(&model))["layers.0.weight"]
+        .values
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect::<Vec<_>>();
+    let n = x.len() as f64;
+    let probs: Vec<Vec<f64>> = x
+        .iter()
+        .map(|row| {
+            softmax(
+                &(0..10)
+                    .map(|o| (0..784).map(|i| row[i] * w[i * 10 + o]).sum())
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    // g = Xᵀ(P − Y)/N in W's [in, out] layout.
+    let mut g = vec![0.0; 7840];
+    for ((row, p), &label) in x.iter().zip(&probs).zip(&y) {
+        for o in 0..10 {
+            let d = p[o] - f64::from(u8::from(o == label));
+            for i in 0..784 {
+                g[i * 10 + o] += row[i] * d / n;
+            }
+        }
+    }
+    // Hg = Σ x ⊗ (diag(p) − ppᵀ)(gᵀx) / N.
+    let mut hg = vec![0.0; 7840];
+    for (row, p) in x.iter().zip(&probs) {
+        let u: Vec<f64> = (0..10)
+            .map(|o| (0..784).map(|i| row[i] * g[i * 10 + o]).sum())
+            .collect();
+        let pu: f64 = p.iter().zip(&u).map(|(a, b)| a * b).sum();
+        for o in 0..10 {
+            let s = p[o] * (u[o] - pu);
+            for i in 0..784 {
+                hg[i * 10 + o] += row[i] * s / n;
+            }
+        }
+    }
+
+    let mask = Mask::dense_for(&model);
+    let split = &common::mnist().train;
+    let mut snip = PaiConfig::new(Score::Snip, 1.0);
+    snip.samples_per_class = 2;
+    let scores = block_on(score_once(&model, &mask, &snip, split, &device));
+    for (k, &s) in scores["layers.0.weight"].values.iter().enumerate() {
+        let exact = (g[k] * w[k]).abs();
+        assert!(
+            (f64::from(s) - exact).abs() <= 1e-4 * exact.max(1e-3),
+            "SNIP {k}: {s} vs {exact}"
+        );
+    }
+
+    let sample = balanced_sample(split, 2, 0);
+    let (_, estimated) = block_on(hessian_gradient(
+        &model, &mask, split, &sample, 1e-2, &device,
+    ));
+    let est = &estimated["layers.0.weight"].values;
+    let err: f64 = est
+        .iter()
+        .zip(&hg)
+        .map(|(&a, b)| (f64::from(a) - b).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let norm: f64 = hg.iter().map(|b| b * b).sum::<f64>().sqrt();
+    // Stated tolerance: 2% relative L2 error of the finite-difference Hg (f32 arithmetic).
+    assert!(err / norm < 0.02, "GraSP Hg relative error {}", err / norm);
+}
+
+#[test]
+fn masks_hit_the_requested_density_exactly() {
+    let device = device();
+    let model: Mlp = init_model(ModelKind::Lenet300, 0, &device);
+    let split = &common::mnist().train;
+    for score in [Score::Magnitude, Score::Random, Score::Snip, Score::Grasp] {
+        for scope in [PruneScope::Global, PruneScope::PerLayer] {
+            let mut config = PaiConfig::new(score, 1.5);
+            config.scope = scope;
+            let mask = block_on(prune_at_init(&model, &config, split, &device)).unwrap();
+            let density = config.density();
+            match scope {
+                PruneScope::Global => {
+                    assert_eq!(
+                        mask.remaining(),
+                        (266_200.0 * density).round() as usize,
+                        "{score:?}"
+                    )
+                }
+                PruneScope::PerLayer => {
+                    for l in &mask.layers {
+                        assert_eq!(l.remaining(), (l.total() as f64 * density).round() as usize);
+                    }
+                }
+            }
+        }
+    }
+    // Iterative SynFlow ends on the same count.
+    let mut config = PaiConfig::new(Score::Synflow, 2.0);
+    config.iterations = 10;
+    let mask = block_on(prune_at_init(&model, &config, split, &device)).unwrap();
+    assert_eq!(mask.remaining(), (266_200.0 * 0.01f64).round() as usize);
+}
+
+#[test]
+fn collapse_is_detected_on_a_cut_network_and_not_on_a_healthy_one() {
+    let healthy = Mask {
+        layers: vec![
+            LayerMask::dense("a", &[4, 3]),
+            LayerMask::dense("b", &[3, 2]),
+        ],
+    };
+    assert!(!detect_collapse(&healthy).collapsed());
+
+    // Every path is cut: layer a feeds only hidden unit 0, layer b reads only units 1 and 2.
+    let mut cut = healthy.clone();
+    cut.layers[0].keep = (0..12).map(|k| k % 3 == 0).collect();
+    cut.layers[1].keep = vec![false, false, true, true, true, true];
+    let c = detect_collapse(&cut);
+    assert!(c.collapsed() && !c.connected && c.empty_layers.is_empty());
+
+    let mut empty = healthy.clone();
+    empty.layers[1].keep = vec![false; 6];
+    assert_eq!(detect_collapse(&empty).empty_layers, vec!["b".to_string()]);
+
+    // Conv → linear: channel 1 is cut off, but channel 0 still reaches the output.
+    let mut conv = Mask {
+        layers: vec![
+            LayerMask::dense("conv", &[2, 1, 3, 3]),
+            LayerMask::dense("fc", &[8, 2]),
+        ],
+    };
+    conv.layers[0].keep[9..].iter_mut().for_each(|k| *k = false);
+    assert!(!detect_collapse(&conv).collapsed());
+    conv.layers[1].keep[..8].iter_mut().for_each(|k| *k = false); // inputs 0-3 (channel 0) cut
+    assert!(detect_collapse(&conv).collapsed());
+}
