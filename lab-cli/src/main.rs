@@ -37,8 +37,194 @@ enum Command {
     Train(ImpArgs),
     /// Print training throughput (samples/s) of LeNet-300-100 per backend.
     Bench(BenchArgs),
+    /// Pruning at initialisation: score (snip, grasp, synflow, mag, rand), prune to density
+    /// 10^-C, check layer collapse, train. Lists sweep: --score snip,synflow --compression 0:3:0.25
+    Pai(PaiArgs),
     /// Reproduce a paper's result; `lth-lenet300`: Frankle & Carbin's LeNet-300-100 figures.
     Reproduce(ReproduceArgs),
+}
+
+#[derive(Args)]
+struct PaiArgs {
+    /// Scores, comma-separated: snip, grasp, synflow, mag, rand.
+    #[arg(long, value_delimiter = ',', default_value = "synflow")]
+    score: Vec<String>,
+    /// Compression C (density 10^-C): one value, a list, or a range FROM:TO:STEP.
+    #[arg(long, default_value = "1")]
+    compression: String,
+    #[arg(long, default_value = "lenet300")]
+    model: String,
+    /// Training iterations of each pruned network.
+    #[arg(long, default_value_t = 2000)]
+    iterations: usize,
+    #[arg(long, default_value_t = 100)]
+    eval_every: usize,
+    /// Scoring iterations (default: 100 for synflow, 1 for the others).
+    #[arg(long)]
+    scoring_iterations: Option<usize>,
+    /// Per-layer instead of global selection.
+    #[arg(long)]
+    per_layer: bool,
+    /// SNIP/GraSP batch: images per class.
+    #[arg(long, default_value_t = 10)]
+    samples_per_class: usize,
+    #[arg(long, default_value = "ndarray")]
+    backend: String,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long)]
+    download: bool,
+    #[arg(long)]
+    train_subset: Option<usize>,
+    #[arg(long)]
+    eval_subset: Option<usize>,
+    /// Output: report.json, table.md, accuracy chart, records/.
+    #[arg(long, default_value = "runs/pai")]
+    out: PathBuf,
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn parse_compressions(text: &str) -> Result<Vec<f64>> {
+    let parts: Vec<&str> = text.split(':').collect();
+    if let [from, to, step] = parts.as_slice() {
+        let (from, to, step): (f64, f64, f64) = (from.parse()?, to.parse()?, step.parse()?);
+        if step <= 0.0 || to < from {
+            bail!("--compression FROM:TO:STEP needs FROM <= TO and STEP > 0");
+        }
+        let n = ((to - from) / step + 1e-9).floor() as usize;
+        return Ok((0..=n).map(|k| from + k as f64 * step).collect());
+    }
+    text.split(',')
+        .map(|c| {
+            c.trim()
+                .parse::<f64>()
+                .with_context(|| format!("--compression {c}"))
+        })
+        .collect()
+}
+
+fn pai_command(args: &PaiArgs) -> Result<()> {
+    use lab_core::pai::{PaiConfig, PaiExperiment, Score};
+    let model =
+        ModelKind::parse(&args.model).with_context(|| format!("unknown model {}", args.model))?;
+    let scores = args
+        .score
+        .iter()
+        .map(|s| {
+            Score::parse(s)
+                .with_context(|| format!("unknown score {s}: snip, grasp, synflow, mag, rand"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let compressions = parse_compressions(&args.compression)?;
+    let train = TrainConfig::new()
+        .with_iterations(args.iterations)
+        .with_eval_every(args.eval_every);
+    let mut experiments = Vec::new();
+    for &score in &scores {
+        for &compression in &compressions {
+            let mut pai = PaiConfig::new(score, compression);
+            pai.scope = if args.per_layer {
+                PruneScope::PerLayer
+            } else {
+                PruneScope::Global
+            };
+            pai.samples_per_class = args.samples_per_class;
+            pai.seed = args.seed;
+            if let Some(n) = args.scoring_iterations {
+                pai.iterations = n;
+            }
+            pai.validate().map_err(anyhow::Error::msg)?;
+            experiments.push(PaiExperiment {
+                model,
+                pai,
+                train: train.clone(),
+                seed: args.seed,
+            });
+        }
+    }
+    train.validate().map_err(anyhow::Error::msg)?;
+    let backend = BackendKind::parse(&args.backend)
+        .with_context(|| format!("unknown backend {}", args.backend))?;
+    let device = backend.device().map_err(anyhow::Error::msg)?;
+    let data = load_data(
+        DatasetKind::Mnist,
+        args.data.clone(),
+        args.download,
+        args.quiet,
+    )?;
+    let data = data.subset(
+        args.train_subset.unwrap_or(usize::MAX),
+        args.eval_subset.unwrap_or(usize::MAX),
+        args.eval_subset.unwrap_or(usize::MAX),
+    );
+    let prepared = Prepared::new(&data, &device);
+    let mut store = DirStore::new(args.out.join("records"));
+    let mut progress = Progress::new(args.quiet);
+    let started = Instant::now();
+    let mut results = Vec::new();
+    for experiment in &experiments {
+        progress.step.set_prefix(format!(
+            "{} C={}",
+            experiment.pai.score.name(),
+            experiment.pai.compression
+        ));
+        let result = if model.is_mlp() {
+            lab_core::block_on(lab_core::pai::run_pai::<Mlp>(
+                experiment,
+                &prepared,
+                &device,
+                &mut store,
+                &mut progress,
+            ))
+        } else {
+            lab_core::block_on(lab_core::pai::run_pai::<ConvNet>(
+                experiment,
+                &prepared,
+                &device,
+                &mut store,
+                &mut progress,
+            ))
+        }
+        .map_err(anyhow::Error::msg)?;
+        progress.line(format!(
+            "{:>8} C={:<5} {:>8.3}% left  {}",
+            result.score,
+            result.compression,
+            100.0 * result.weights_remaining,
+            match &result.training {
+                Some(t) => format!(
+                    "test acc {:.2}% (early stop {})",
+                    100.0 * t.test_accuracy,
+                    t.early_stop_iteration
+                ),
+                None => format!(
+                    "COLLAPSED (empty layers {:?}, connected {})",
+                    result.collapse.empty_layers, result.collapse.connected
+                ),
+            }
+        ));
+        results.push(result);
+        // Keep what is finished even if a later experiment fails.
+        std::fs::create_dir_all(&args.out)?;
+        std::fs::write(
+            args.out.join("report.json"),
+            serde_json::to_string_pretty(&results)?,
+        )?;
+    }
+    progress.step.finish_and_clear();
+    let table = lab_core::pai::sweep_table(&results);
+    std::fs::write(args.out.join("table.md"), &table)?;
+    write_chart(&args.out, "accuracy", &lab_core::pai::sweep_chart(&results))?;
+    println!("{table}");
+    eprintln!(
+        "done in {:.1}s: {}",
+        started.elapsed().as_secs_f64(),
+        args.out.display()
+    );
+    Ok(())
 }
 
 #[derive(Args)]
@@ -571,5 +757,6 @@ fn main() -> Result<()> {
         Command::Train(args) => imp_command(args, 1),
         Command::Bench(args) => bench_command(args),
         Command::Reproduce(args) => reproduce_command(args),
+        Command::Pai(args) => pai_command(args),
     }
 }

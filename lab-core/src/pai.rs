@@ -429,3 +429,166 @@ pub fn detect_collapse(mask: &Mask) -> Collapse {
         reachable_outputs,
     }
 }
+
+/// A pruning-at-initialisation experiment: score, prune, check collapse, train.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaiExperiment {
+    pub model: crate::model::ModelKind,
+    pub pai: PaiConfig,
+    pub train: crate::train::TrainConfig,
+    /// Seed of θ0.
+    pub seed: u64,
+}
+
+impl PaiExperiment {
+    pub fn run_name(&self) -> String {
+        let default = PaiExperiment {
+            model: crate::model::ModelKind::Lenet300,
+            pai: PaiConfig::new(Score::Magnitude, 0.0),
+            train: crate::train::TrainConfig::new(),
+            seed: 0,
+        };
+        crate::record::run_name("pai", self, &default)
+    }
+}
+
+/// What `lth pai` reports, per experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaiResult {
+    pub score: String,
+    pub compression: f64,
+    /// Fraction of prunable weights remaining (10^−compression up to rounding).
+    pub weights_remaining: f64,
+    pub collapse: Collapse,
+    pub layers: Vec<crate::record::LayerReport>,
+    /// The pruned network's training; `None` when the mask collapsed the network.
+    pub training: Option<crate::record::RoundResult>,
+}
+
+impl PaiResult {
+    /// Test accuracy at early stop; chance (10%) for a collapsed network.
+    pub fn test_accuracy(&self) -> f64 {
+        self.training.as_ref().map_or(0.1, |t| t.test_accuracy)
+    }
+}
+
+/// Runs (or reads back from `store`) one PaI experiment.
+pub async fn run_pai<M: crate::model::Architecture>(
+    experiment: &PaiExperiment,
+    data: &crate::train::Prepared,
+    device: &Device,
+    store: &mut dyn crate::store::RunStore,
+    observer: &mut dyn crate::train::Observer,
+) -> Result<PaiResult, String> {
+    experiment.pai.validate()?;
+    experiment.train.validate()?;
+    let key = format!("{}/result.json", experiment.run_name());
+    if let Some(done) = crate::store::read_json::<PaiResult>(store, &key) {
+        return done;
+    }
+    crate::store::write_json(
+        store,
+        &format!("{}/config.json", experiment.run_name()),
+        experiment,
+    )?;
+    let device = device.clone().autodiff();
+    let model: M = crate::model::init_model(experiment.model, experiment.seed, &device);
+    let mask = prune_at_init(&model, &experiment.pai, &data.train, &device).await?;
+    let collapse = detect_collapse(&mask);
+    let training = if collapse.collapsed() {
+        None
+    } else {
+        let started = web_time::Instant::now();
+        let outcome =
+            crate::train::train(model, Some(&mask), data, &experiment.train, None, observer)
+                .await
+                .map_err(|e| e.to_string())?;
+        Some(crate::record::RoundResult {
+            round: 0,
+            weights_remaining: mask.density(),
+            early_stop_iteration: outcome.early_stop.iteration,
+            test_accuracy: outcome.early_stop.test_accuracy,
+            validation_accuracy: outcome.early_stop.validation_accuracy,
+            validation_loss: outcome.early_stop.validation_loss,
+            final_test_accuracy: outcome.last.test_accuracy,
+            layers: crate::record::layer_report(&mask),
+            curve: outcome.curve,
+            time: outcome.time,
+            wall_seconds: started.elapsed().as_secs_f64(),
+        })
+    };
+    let result = PaiResult {
+        score: experiment.pai.score.name().into(),
+        compression: experiment.pai.compression,
+        weights_remaining: mask.density(),
+        collapse,
+        layers: crate::record::layer_report(&mask),
+        training,
+    };
+    crate::store::write_json(store, &key, &result)?;
+    Ok(result)
+}
+
+/// Test accuracy vs compression, one line per score (collapsed masks at chance, 10%).
+pub fn sweep_chart(results: &[PaiResult]) -> crate::plot::Chart {
+    let mut scores: Vec<&str> = Vec::new();
+    for r in results {
+        if !scores.contains(&r.score.as_str()) {
+            scores.push(&r.score);
+        }
+    }
+    crate::plot::Chart {
+        title: "Pruning at initialisation: test accuracy at early stop".into(),
+        x_label: "compression C (density 10^-C)".into(),
+        y_label: "test accuracy (%)".into(),
+        log_x: false,
+        series: scores
+            .iter()
+            .map(|&score| crate::plot::Series {
+                label: score.to_string(),
+                points: results
+                    .iter()
+                    .filter(|r| r.score == score)
+                    .map(|r| {
+                        let y = 100.0 * r.test_accuracy();
+                        (r.compression, y, y, y)
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// Markdown: per score and compression, accuracy, collapse, and each layer's density.
+pub fn sweep_table(results: &[PaiResult]) -> String {
+    let Some(first) = results.first() else {
+        return String::new();
+    };
+    let mut out = String::from("| score | C | % remaining | test acc % | collapsed |");
+    for l in &first.layers {
+        out += &format!(" {} % |", l.name);
+    }
+    out += "\n|---|---:|---:|---:|---|";
+    out += &"---:|".repeat(first.layers.len());
+    out += "\n";
+    for r in results {
+        out += &format!(
+            "| {} | {:.2} | {:.3} | {} | {} |",
+            r.score,
+            r.compression,
+            100.0 * r.weights_remaining,
+            r.training
+                .as_ref()
+                .map_or("(chance)".to_string(), |t| format!(
+                    "{:.2}",
+                    100.0 * t.test_accuracy
+                )),
+            if r.collapse.collapsed() { "yes" } else { "no" }
+        );
+        for l in &r.layers {
+            out += &format!(" {:.3} |", 100.0 * l.remaining);
+        }
+        out += "\n";
+    }
+    out
+}
