@@ -319,6 +319,9 @@ struct ImpArgs {
     /// Print nothing but errors and the final summary.
     #[arg(long)]
     quiet: bool,
+    /// (train) Retrain a saved ticket (a round's ticket.safetensors) instead of a dense net.
+    #[arg(long)]
+    ticket: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -611,7 +614,82 @@ fn run_experiment<M: Architecture>(
     Ok(report)
 }
 
+fn train_ticket<M: Architecture>(
+    ticket: &lab_core::ticket::Ticket,
+    kind: ModelKind,
+    config: &TrainConfig,
+    data: &Mnist,
+    backend: BackendKind,
+    args: &ImpArgs,
+) -> Result<()> {
+    let device = backend.device().map_err(anyhow::Error::msg)?.autodiff();
+    let (model, mask) = ticket.instantiate::<M>(kind, &device);
+    let prepared = Prepared::new(data, &device);
+    let mut progress = Progress::new(args.quiet);
+    let started = Instant::now();
+    let outcome = lab_core::block_on(lab_core::train::train(
+        model,
+        Some(&mask),
+        &prepared,
+        config,
+        None,
+        &mut progress,
+    ))?;
+    progress.step.finish_and_clear();
+    let round = RoundResult {
+        round: ticket.provenance.round,
+        weights_remaining: mask.density(),
+        early_stop_iteration: outcome.early_stop.iteration,
+        test_accuracy: outcome.early_stop.test_accuracy,
+        validation_accuracy: outcome.early_stop.validation_accuracy,
+        validation_loss: outcome.early_stop.validation_loss,
+        final_test_accuracy: outcome.last.test_accuracy,
+        layers: lab_core::record::layer_report(&mask),
+        curve: outcome.curve,
+        time: outcome.time,
+        wall_seconds: started.elapsed().as_secs_f64(),
+    };
+    println!(
+        "ticket ({:.2}% of weights, {} rewind, round {} of {}): early stop {}, test acc {:.2}%",
+        100.0 * round.weights_remaining,
+        ticket.provenance.rewind,
+        ticket.provenance.round,
+        ticket.provenance.run,
+        round.early_stop_iteration,
+        100.0 * round.test_accuracy
+    );
+    let report = ImpReport {
+        run: format!("ticket:{}", ticket.provenance.run),
+        config: serde_json::json!({ "ticket": ticket.provenance, "train": config }),
+        backend: backend.name().into(),
+        rounds: vec![round],
+        controls: Default::default(),
+    };
+    write_report(&args.out, &report)
+}
+
 fn imp_command(args: &ImpArgs, rounds: usize) -> Result<()> {
+    if let Some(path) = &args.ticket {
+        let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+        let ticket = lab_core::ticket::Ticket::from_safetensors(&bytes)
+            .with_context(|| format!("{}", path.display()))?;
+        let kind = ModelKind::parse(&ticket.provenance.model)
+            .with_context(|| format!("unknown model {} in the ticket", ticket.provenance.model))?;
+        let config = imp_config(args, 1)?.train;
+        let backend = BackendKind::parse(&args.backend)
+            .with_context(|| format!("unknown backend {}", args.backend))?;
+        let data = load_data(
+            DatasetKind::Mnist,
+            args.data.clone(),
+            args.download,
+            args.quiet,
+        )?;
+        return if kind.is_mlp() {
+            train_ticket::<Mlp>(&ticket, kind, &config, &data, backend, args)
+        } else {
+            train_ticket::<ConvNet>(&ticket, kind, &config, &data, backend, args)
+        };
+    }
     let config = imp_config(args, rounds)?;
     let controls = args
         .control

@@ -154,3 +154,18 @@ impl Ticket {
         })
     }
 }
+
+impl Ticket {
+    /// The ticket as a trainable model of architecture `M` on `device`, with its mask.
+    pub fn instantiate<M: crate::model::Architecture>(
+        &self,
+        kind: crate::model::ModelKind,
+        device: &burn::tensor::Device,
+    ) -> (M, Mask) {
+        let model: M = crate::model::init_model(kind, self.provenance.seed, device);
+        (
+            crate::params::load_weights(model, &self.weights),
+            self.mask.clone(),
+        )
+    }
+}

@@ -263,3 +263,21 @@ fn init_is_backend_independent() {
         ))
     );
 }
+
+/// Conv-2/4/6 build, are masked over every conv and linear weight, and map images to logits.
+#[test]
+fn conv_family_shapes() {
+    let device = lab_core::backend::BackendKind::Ndarray.device().unwrap();
+    let images = lab_core::burn::tensor::Tensor::<2>::zeros([2, 784], &device);
+    for (kind, convs) in [
+        (ModelKind::Conv2, 2),
+        (ModelKind::Conv4, 4),
+        (ModelKind::Conv6, 6),
+    ] {
+        let model: ConvNet = init_model(kind, 0, &device);
+        let mask = Mask::dense_for(&model);
+        assert_eq!(mask.layers.len(), convs + 3, "{kind:?}");
+        use lab_core::model::Classifier;
+        assert_eq!(model.forward(images.clone()).dims(), [2, 10]);
+    }
+}

@@ -153,3 +153,124 @@ fn a_nan_loss_stops_training_with_a_clear_error() {
     );
     assert!(err.to_string().contains("diverged"));
 }
+
+#[test]
+fn late_rewinding_and_fine_tuning_start_where_they_should() {
+    use lab_core::imp::Rewind;
+    use lab_core::imp::masked_weights;
+    use lab_core::model::{ModelKind, init_model};
+    use lab_core::params::read_weights;
+    use lab_core::ticket::Ticket;
+    let device = lab_core::backend::BackendKind::Ndarray.device().unwrap();
+    let data = Prepared::new(&common::mnist().subset(3000, 500, 500), &device);
+    let theta0 = block_on(read_weights(&init_model::<Mlp>(
+        ModelKind::Lenet300,
+        0,
+        &device.clone().autodiff(),
+    )));
+
+    // Late rewinding to θ20: the ticket holds θ20 on the survivors, and θ20 ≠ θ0.
+    let late = config(2).with_rewind(Rewind::Iteration(20));
+    let mut store = MemoryStore::default();
+    block_on(run_imp::<Mlp>(
+        &late,
+        &data,
+        &device,
+        &mut store,
+        &mut CountSteps::default(),
+    ))
+    .unwrap();
+    let keys = RunKeys {
+        run: late.run_name(),
+    };
+    let theta_k = Ticket::from_safetensors(&store.read(&keys.rewind()).unwrap())
+        .unwrap()
+        .weights;
+    assert_ne!(theta_k["layers.0.weight"], theta0["layers.0.weight"]);
+    let ticket = Ticket::from_safetensors(&store.read(&keys.ticket(1)).unwrap()).unwrap();
+    assert_eq!(ticket.weights, masked_weights(&theta_k, &ticket.mask));
+    assert_eq!(ticket.provenance.rewind, "iteration-20");
+
+    // θk is θ0 trained for k steps: the same as the first 20 steps of a plain run.
+    let mut direct =
+        config(1).with_train(TrainConfig::new().with_iterations(20).with_eval_every(20));
+    direct.train.data_seed = late.train.data_seed;
+    let mut other = MemoryStore::default();
+    block_on(run_imp::<Mlp>(
+        &direct,
+        &data,
+        &device,
+        &mut other,
+        &mut CountSteps::default(),
+    ))
+    .unwrap();
+    // (round 0 of `direct` trained exactly those 20 steps; its next mask comes from them)
+    let trained20 = lab_core::mask::Mask::from_json(
+        &String::from_utf8(
+            other
+                .read(
+                    &RunKeys {
+                        run: direct.run_name(),
+                    }
+                    .mask(1),
+                )
+                .unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let from_theta_k = lab_core::prune::magnitude(
+        &lab_core::mask::Mask::dense_for(&init_model::<Mlp>(
+            ModelKind::Lenet300,
+            0,
+            &device.clone().autodiff(),
+        )),
+        &theta_k,
+        &late.prune,
+    );
+    assert_eq!(trained20, from_theta_k);
+
+    // Fine-tuning: round 1 starts from round 0's trained weights (masked), not from θ0.
+    let fine = config(2).with_rewind(Rewind::FineTune);
+    let mut store = MemoryStore::default();
+    let results = block_on(run_imp::<Mlp>(
+        &fine,
+        &data,
+        &device,
+        &mut store,
+        &mut CountSteps::default(),
+    ))
+    .unwrap();
+    let keys = RunKeys {
+        run: fine.run_name(),
+    };
+    assert!(store.exists(&keys.trained(0)) && !store.exists(&keys.ticket(1)));
+    // Starting from trained weights, round 1's first evaluation is already far above chance.
+    assert!(
+        results[1].curve[0].test_accuracy > 0.8,
+        "{:?}",
+        results[1].curve[0]
+    );
+    assert!(results[0].curve[0].test_accuracy < 0.3);
+}
+
+#[test]
+fn sgd_with_momentum_and_warmup_learns() {
+    use lab_core::model::{ModelKind, init_model};
+    use lab_core::train::{OptimizerKind, Silent, train};
+    let device = lab_core::backend::BackendKind::Ndarray
+        .device()
+        .unwrap()
+        .autodiff();
+    let data = Prepared::new(&common::mnist().subset(3000, 500, 500), &device);
+    let model: Mlp = init_model(ModelKind::Lenet300, 0, &device);
+    let config = TrainConfig::new()
+        .with_optimizer(OptimizerKind::Sgd)
+        .with_learning_rate(0.05)
+        .with_warmup_iterations(20)
+        .with_iterations(100)
+        .with_eval_every(50);
+    let outcome = block_on(train(model, None, &data, &config, None, &mut Silent)).unwrap();
+    assert!(outcome.last.test_accuracy > 0.8, "{:?}", outcome.last);
+    assert!(outcome.last.validation_loss < outcome.curve[0].validation_loss / 3.0);
+}

@@ -311,3 +311,143 @@ fn a_scaled_down_reproduction_shows_the_robust_direction() {
     }
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// Serves `dir` over HTTP on loopback for at most `requests` requests; returns the base URL.
+fn serve(dir: PathBuf, requests: usize) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(requests) {
+            let Ok(mut stream) = stream else { continue };
+            let mut line = String::new();
+            if BufReader::new(&stream).read_line(&mut line).is_err() {
+                continue;
+            }
+            let name = line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .trim_start_matches('/')
+                .to_string();
+            match std::fs::read(dir.join(&name)) {
+                Ok(body) => {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = stream.write_all(&body);
+                }
+                Err(_) => {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                }
+            }
+        }
+    });
+    url
+}
+
+fn shared_mnist() -> PathBuf {
+    ["../shared/mnist", "../../shared/mnist"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_dir())
+        .or_else(|| std::env::var_os("LTH_DATA").map(PathBuf::from))
+        .expect("real MNIST")
+        .canonicalize()
+        .unwrap()
+}
+
+#[test]
+fn download_is_checksummed_and_never_leaves_a_bad_file() {
+    let names = [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ];
+    let root = scratch("download");
+    let (mirror, bad_mirror, home, cache) = (
+        root.join("mirror"),
+        root.join("bad"),
+        root.join("home"),
+        root.join("cache"),
+    );
+    for dir in [&mirror, &bad_mirror, &home] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    for name in names {
+        let bytes = std::fs::read(shared_mnist().join(format!("{name}.gz"))).unwrap();
+        std::fs::write(mirror.join(format!("{name}.gz")), &bytes).unwrap();
+        // The bad mirror serves a test-label file with valid gzip but altered content.
+        let bytes = if name == "t10k-labels-idx1-ubyte" {
+            use std::io::{Read, Write};
+            let mut raw = Vec::new();
+            flate2_decode(&bytes).read_to_end(&mut raw).unwrap();
+            raw[100] = (raw[100] + 1) % 10;
+            let mut enc = flate2_encoder();
+            enc.write_all(&raw).unwrap();
+            enc.finish().unwrap()
+        } else {
+            bytes
+        };
+        std::fs::write(bad_mirror.join(format!("{name}.gz")), &bytes).unwrap();
+    }
+    let run = |url: &str| {
+        Command::new(lth())
+            .current_dir(&home)
+            .env_remove("LTH_DATA")
+            .env("LTH_CACHE", &cache)
+            .env("LTH_MIRROR", url)
+            .args([
+                "train",
+                "--quiet",
+                "--download",
+                "--iterations",
+                "20",
+                "--eval-every",
+                "20",
+            ])
+            .args(["--train-subset", "600", "--eval-subset", "100", "--out"])
+            .arg(root.join("out"))
+            .output()
+            .unwrap()
+    };
+    let bad = run(&serve(bad_mirror, 8));
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("checksum") && stderr.contains("t10k-labels-idx1-ubyte"),
+        "{stderr}"
+    );
+    assert!(!cache.join("mnist/t10k-labels-idx1-ubyte.gz").exists());
+
+    let good = run(&serve(mirror, 8));
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    for name in names {
+        assert!(cache.join(format!("mnist/{name}.gz")).is_file());
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(cache.join("mnist"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(leftovers.is_empty());
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+fn flate2_decode(bytes: &[u8]) -> flate2::read::GzDecoder<&[u8]> {
+    flate2::read::GzDecoder::new(bytes)
+}
+
+fn flate2_encoder() -> flate2::write::GzEncoder<Vec<u8>> {
+    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast())
+}

@@ -122,9 +122,13 @@ pub fn download(
     progress: &mut dyn FnMut(&str, u64, Option<u64>),
 ) -> Result<(), DataError> {
     std::fs::create_dir_all(dir).map_err(|e| DataError::Io(format!("{}: {e}", dir.display())))?;
-    let mirrors: &[&str] = match kind {
-        DatasetKind::Mnist => &MNIST_MIRRORS,
-        DatasetKind::FashionMnist => &FASHION_MIRRORS,
+    // `LTH_MIRROR` (a base URL ending in `/`) replaces the public mirrors, e.g. for a local
+    // copy on an offline network.
+    let custom = std::env::var("LTH_MIRROR").ok();
+    let mirrors: Vec<&str> = match (&custom, kind) {
+        (Some(url), _) => vec![url.as_str()],
+        (None, DatasetKind::Mnist) => MNIST_MIRRORS.to_vec(),
+        (None, DatasetKind::FashionMnist) => FASHION_MIRRORS.to_vec(),
     };
     for (index, name) in FILE_NAMES.iter().enumerate() {
         let target = dir.join(format!("{name}.gz"));
@@ -132,7 +136,7 @@ pub fn download(
             continue;
         }
         let mut last_error = None;
-        for mirror in mirrors {
+        for mirror in &mirrors {
             let url = format!("{mirror}{name}.gz");
             match fetch_checked(kind, index, &url, progress) {
                 Ok(bytes) => {
