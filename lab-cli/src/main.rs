@@ -636,19 +636,12 @@ fn train_ticket<M: Architecture>(
         &mut progress,
     ))?;
     progress.step.finish_and_clear();
-    let round = RoundResult {
-        round: ticket.provenance.round,
-        weights_remaining: mask.density(),
-        early_stop_iteration: outcome.early_stop.iteration,
-        test_accuracy: outcome.early_stop.test_accuracy,
-        validation_accuracy: outcome.early_stop.validation_accuracy,
-        validation_loss: outcome.early_stop.validation_loss,
-        final_test_accuracy: outcome.last.test_accuracy,
-        layers: lab_core::record::layer_report(&mask),
-        curve: outcome.curve,
-        time: outcome.time,
-        wall_seconds: started.elapsed().as_secs_f64(),
-    };
+    let round = RoundResult::from_training(
+        ticket.provenance.round,
+        &mask,
+        &outcome,
+        started.elapsed().as_secs_f64(),
+    );
     println!(
         "ticket ({:.2}% of weights, {} rewind, round {} of {}): early stop {}, test acc {:.2}%",
         100.0 * round.weights_remaining,

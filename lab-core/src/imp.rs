@@ -20,7 +20,7 @@ use crate::prune::{self, PruneConfig};
 use crate::record::{RoundResult, run_name};
 use crate::store::{RunStore, read_json, write_json};
 use crate::ticket::{Provenance, Ticket};
-use crate::train::{EvalPoint, Observer, Prepared, TrainConfig, TrainError, train};
+use crate::train::{Observer, Prepared, TrainConfig, TrainError, train};
 
 /// What surviving weights are reset to after each pruning round.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
@@ -238,30 +238,6 @@ pub fn masked_weights(weights: &Weights, mask: &Mask) -> Weights {
     out
 }
 
-fn round_result(
-    round: usize,
-    mask: &Mask,
-    curve: Vec<EvalPoint>,
-    early_stop: EvalPoint,
-    last: EvalPoint,
-    time: crate::train::TimeSplit,
-    wall_seconds: f64,
-) -> RoundResult {
-    RoundResult {
-        round,
-        weights_remaining: mask.density(),
-        early_stop_iteration: early_stop.iteration,
-        test_accuracy: early_stop.test_accuracy,
-        validation_accuracy: early_stop.validation_accuracy,
-        validation_loss: early_stop.validation_loss,
-        final_test_accuracy: last.test_accuracy,
-        layers: crate::record::layer_report(mask),
-        curve,
-        time,
-        wall_seconds,
-    }
-}
-
 /// Runs (or resumes) the main IMP lineage; returns one result per round.
 pub async fn run_imp<M: Architecture>(
     config: &ImpConfig,
@@ -370,15 +346,8 @@ pub async fn run_imp<M: Architecture>(
         store
             .write(&keys.mask(round + 1), next.to_json().as_bytes())
             .map_err(store_err)?;
-        let result = round_result(
-            round,
-            &mask,
-            outcome.curve,
-            outcome.early_stop,
-            outcome.last,
-            outcome.time,
-            started.elapsed().as_secs_f64(),
-        );
+        let result =
+            RoundResult::from_training(round, &mask, &outcome, started.elapsed().as_secs_f64());
         // Written last: its presence marks the round finished.
         write_json(store, &keys.result(None, round), &result).map_err(store_err)?;
         observer.on_round(&result, "ticket");
@@ -456,15 +425,8 @@ pub async fn run_control<M: Architecture>(
         let outcome = train(model, Some(&mask), data, &config.train, None, observer)
             .await
             .map_err(|source| ImpError::Train { round, source })?;
-        let result = round_result(
-            round,
-            &mask,
-            outcome.curve,
-            outcome.early_stop,
-            outcome.last,
-            outcome.time,
-            started.elapsed().as_secs_f64(),
-        );
+        let result =
+            RoundResult::from_training(round, &mask, &outcome, started.elapsed().as_secs_f64());
         write_json(store, &keys.result(branch, round), &result).map_err(store_err)?;
         observer.on_round(&result, control.name());
         results.push(result);

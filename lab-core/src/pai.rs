@@ -503,19 +503,12 @@ pub async fn run_pai<M: crate::model::Architecture>(
             crate::train::train(model, Some(&mask), data, &experiment.train, None, observer)
                 .await
                 .map_err(|e| e.to_string())?;
-        Some(crate::record::RoundResult {
-            round: 0,
-            weights_remaining: mask.density(),
-            early_stop_iteration: outcome.early_stop.iteration,
-            test_accuracy: outcome.early_stop.test_accuracy,
-            validation_accuracy: outcome.early_stop.validation_accuracy,
-            validation_loss: outcome.early_stop.validation_loss,
-            final_test_accuracy: outcome.last.test_accuracy,
-            layers: crate::record::layer_report(&mask),
-            curve: outcome.curve,
-            time: outcome.time,
-            wall_seconds: started.elapsed().as_secs_f64(),
-        })
+        Some(crate::record::RoundResult::from_training(
+            0,
+            &mask,
+            &outcome,
+            started.elapsed().as_secs_f64(),
+        ))
     };
     let result = PaiResult {
         score: experiment.pai.score.name().into(),

@@ -49,6 +49,30 @@ pub struct RoundResult {
     pub wall_seconds: f64,
 }
 
+impl RoundResult {
+    /// The result of training `mask`'s network, as recorded for round `round`.
+    pub fn from_training<M>(
+        round: usize,
+        mask: &Mask,
+        outcome: &crate::train::TrainOutcome<M>,
+        wall_seconds: f64,
+    ) -> Self {
+        RoundResult {
+            round,
+            weights_remaining: mask.density(),
+            early_stop_iteration: outcome.early_stop.iteration,
+            test_accuracy: outcome.early_stop.test_accuracy,
+            validation_accuracy: outcome.early_stop.validation_accuracy,
+            validation_loss: outcome.early_stop.validation_loss,
+            final_test_accuracy: outcome.last.test_accuracy,
+            layers: layer_report(mask),
+            curve: outcome.curve.clone(),
+            time: outcome.time,
+            wall_seconds,
+        }
+    }
+}
+
 /// What `lth imp` writes to `report.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImpReport {
