@@ -392,9 +392,12 @@ pub async fn run_control<M: Architecture>(
         }
         if control == Control::RandomPrune && round == 0 {
             // A random mask at 100% density is the dense mask: the run is the ticket's round 0.
-            let main = read_json::<RoundResult>(store, &keys.result(None, 0))
+            let mut main = read_json::<RoundResult>(store, &keys.result(None, 0))
                 .ok_or(ImpError::MissingMainRound(0))?
                 .map_err(ImpError::Store)?;
+            // Copied, not trained: no time was spent on it.
+            main.time = Default::default();
+            main.wall_seconds = 0.0;
             write_json(store, &keys.result(branch, round), &main).map_err(store_err)?;
             observer.on_round(&main, control.name());
             results.push(main);
