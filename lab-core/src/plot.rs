@@ -52,6 +52,16 @@ fn bounds(chart: &Chart) -> ((f64, f64), (f64, f64)) {
     ((x0, x1), (y0 - pad, y1 + pad))
 }
 
+/// Ticks without trailing zeros: 100, 21.1, 1.9, 0.25.
+fn format_tick(x: f64) -> String {
+    let text = if x >= 10.0 { format!("{x:.0}") } else { format!("{x:.2}") };
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     chart: &Chart,
@@ -68,6 +78,9 @@ fn draw<DB: DrawingBackend>(
         ($ctx:expr) => {{
             let mut ctx = $ctx;
             ctx.configure_mesh()
+                .x_labels(12)
+                .y_labels(10)
+                .x_label_formatter(&|x| format_tick(*x))
                 .x_desc(chart.x_label.as_str())
                 .y_desc(chart.y_label.as_str())
                 .draw()?;
