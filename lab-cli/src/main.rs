@@ -139,9 +139,12 @@ fn pai_command(args: &PaiArgs) -> Result<()> {
             pai.validate().map_err(anyhow::Error::msg)?;
             experiments.push(PaiExperiment {
                 model,
+                dataset: DatasetKind::Mnist,
                 pai,
                 train: train.clone(),
                 seed: args.seed,
+                train_subset: args.train_subset,
+                eval_subset: args.eval_subset,
             });
         }
     }
@@ -155,11 +158,7 @@ fn pai_command(args: &PaiArgs) -> Result<()> {
         args.download,
         args.quiet,
     )?;
-    let data = data.subset(
-        args.train_subset.unwrap_or(usize::MAX),
-        args.eval_subset.unwrap_or(usize::MAX),
-        args.eval_subset.unwrap_or(usize::MAX),
-    );
+    let data = subset(&data, args.train_subset, args.eval_subset);
     let prepared = Prepared::new(&data, &device);
     let mut store = DirStore::new(args.out.join("records"));
     let mut progress = Progress::new(args.quiet);
@@ -549,6 +548,12 @@ fn write_report(out: &Path, report: &ImpReport) -> Result<()> {
     Ok(())
 }
 
+/// The first `train` training and `eval` validation/test examples (None = all).
+fn subset(data: &Mnist, train: Option<usize>, eval: Option<usize>) -> Mnist {
+    let eval = eval.unwrap_or(usize::MAX);
+    data.subset(train.unwrap_or(usize::MAX), eval, eval)
+}
+
 fn run_experiment<M: Architecture>(
     config: &ImpConfig,
     controls: &[Control],
@@ -557,14 +562,7 @@ fn run_experiment<M: Architecture>(
     args: &ImpArgs,
 ) -> Result<ImpReport> {
     let device: Device = backend.device().map_err(anyhow::Error::msg)?;
-    let data = match (config.train_subset, config.eval_subset) {
-        (None, None) => data.clone(),
-        (t, e) => data.subset(
-            t.unwrap_or(usize::MAX),
-            e.unwrap_or(usize::MAX),
-            e.unwrap_or(usize::MAX),
-        ),
-    };
+    let data = subset(data, config.train_subset, config.eval_subset);
     let prepared = Prepared::new(&data, &device);
     let mut store = DirStore::new(args.out.join("records"));
     let mut progress = Progress::new(args.quiet);
@@ -623,15 +621,17 @@ fn train_ticket<M: Architecture>(
     args: &ImpArgs,
 ) -> Result<()> {
     let device = backend.device().map_err(anyhow::Error::msg)?.autodiff();
-    let (model, mask) = ticket.instantiate::<M>(kind, &device);
+    let (model, mask) = ticket.instantiate::<M>(kind, &device)?;
     let prepared = Prepared::new(data, &device);
     let mut progress = Progress::new(args.quiet);
     let started = Instant::now();
-    let outcome = lab_core::block_on(lab_core::train::train(
+    // A θk ticket resumes the schedule at iteration k, as its IMP round did.
+    let outcome = lab_core::block_on(lab_core::train::train_from(
         model,
         Some(&mask),
         &prepared,
         config,
+        ticket.rewind_iteration(),
         None,
         &mut progress,
     ))?;
@@ -668,15 +668,25 @@ fn imp_command(args: &ImpArgs, rounds: usize) -> Result<()> {
             .with_context(|| format!("{}", path.display()))?;
         let kind = ModelKind::parse(&ticket.provenance.model)
             .with_context(|| format!("unknown model {} in the ticket", ticket.provenance.model))?;
-        let config = imp_config(args, 1)?.train;
+        let config = imp_config(args, 1)?;
         let backend = BackendKind::parse(&args.backend)
             .with_context(|| format!("unknown backend {}", args.backend))?;
-        let data = load_data(
-            DatasetKind::Mnist,
-            args.data.clone(),
-            args.download,
-            args.quiet,
-        )?;
+        // The ticket's own data set; a different --dataset is refused, not silently used.
+        let dataset = match ticket.provenance.dataset.as_str() {
+            "mnist" => DatasetKind::Mnist,
+            "fashion-mnist" => DatasetKind::FashionMnist,
+            other => bail!("unknown dataset {other} in the ticket"),
+        };
+        if args.dataset != "mnist" && config.dataset != dataset {
+            bail!(
+                "the ticket was found on {}, not {}",
+                dataset.name(),
+                args.dataset
+            );
+        }
+        let data = load_data(dataset, args.data.clone(), args.download, args.quiet)?;
+        let data = subset(&data, config.train_subset, config.eval_subset);
+        let config = config.train;
         return if kind.is_mlp() {
             train_ticket::<Mlp>(&ticket, kind, &config, &data, backend, args)
         } else {

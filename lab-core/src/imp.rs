@@ -20,7 +20,7 @@ use crate::prune::{self, PruneConfig};
 use crate::record::{RoundResult, run_name};
 use crate::store::{RunStore, read_json, write_json};
 use crate::ticket::{Provenance, Ticket};
-use crate::train::{Observer, Prepared, TrainConfig, TrainError, train};
+use crate::train::{Observer, Prepared, TrainConfig, TrainError, train_from};
 
 /// What surviving weights are reset to after each pruning round.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
@@ -114,6 +114,9 @@ impl ImpConfig {
         self.prune.validate()?;
         if self.rounds == 0 {
             return Err("rounds must be at least 1".into());
+        }
+        if self.train_subset == Some(0) || self.eval_subset == Some(0) {
+            return Err("train_subset and eval_subset must be at least 1".into());
         }
         match self.rewind {
             Rewind::Fraction(f) if !(0.0..=1.0).contains(&f) => {
@@ -299,16 +302,19 @@ pub async fn run_imp<M: Architecture>(
         observer.on_round_start(round, mask.density(), "ticket");
         let started = Instant::now();
         let model = load_weights(theta0.clone(), &start);
-        let snapshot_at = if round == 0 {
-            rewind_at.filter(|&k| k > 0)
-        } else {
-            None
+        // Round 0 trains from θ0 (snapshotting θk); rewound rounds resume the schedule at k;
+        // fine-tuning rounds train the full budget again from the trained weights.
+        let (first_iteration, snapshot_at) = match (round, rewind_at) {
+            (0, k) => (0, k.filter(|&k| k > 0)),
+            (_, Some(k)) => (k, None),
+            (_, None) => (0, None),
         };
-        let outcome = train(
+        let outcome = train_from(
             model,
             Some(&mask),
             data,
             &config.train,
+            first_iteration,
             snapshot_at,
             observer,
         )
@@ -408,10 +414,12 @@ pub async fn run_control<M: Architecture>(
         } else {
             load_mask(store, &keys.mask(round))?.ok_or(ImpError::MissingMainRound(round))?
         };
-        let (mask, start) = match control {
+        // Reinit trains a fresh network from iteration 0; random pruning uses the ticket's
+        // rewind weights and so resumes at the rewind iteration like the ticket.
+        let (mask, start, first_iteration) = match control {
             Control::Reinit => {
                 let fresh: M = init_model(config.model, control.seed(config.seed), &device);
-                (ticket_mask, read_weights(&fresh).await)
+                (ticket_mask, read_weights(&fresh).await, 0)
             }
             Control::RandomPrune => {
                 let rewind = match load_blob(store, &keys.rewind())? {
@@ -419,15 +427,27 @@ pub async fn run_control<M: Architecture>(
                     None => read_weights(&theta0).await,
                 };
                 let seed = control.seed(config.seed).wrapping_add(round as u64);
-                (prune::random_like(&ticket_mask, seed), rewind)
+                let first = config
+                    .rewind
+                    .iteration(config.train.iterations)
+                    .unwrap_or(0);
+                (prune::random_like(&ticket_mask, seed), rewind, first)
             }
         };
         observer.on_round_start(round, mask.density(), control.name());
         let started = Instant::now();
         let model = load_weights(theta0.clone(), &start);
-        let outcome = train(model, Some(&mask), data, &config.train, None, observer)
-            .await
-            .map_err(|source| ImpError::Train { round, source })?;
+        let outcome = train_from(
+            model,
+            Some(&mask),
+            data,
+            &config.train,
+            first_iteration,
+            None,
+            observer,
+        )
+        .await
+        .map_err(|source| ImpError::Train { round, source })?;
         let result =
             RoundResult::from_training(round, &mask, &outcome, started.elapsed().as_secs_f64());
         write_json(store, &keys.result(branch, round), &result).map_err(store_err)?;

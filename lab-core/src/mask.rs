@@ -265,7 +265,19 @@ impl Mask {
     }
 
     pub fn from_json(text: &str) -> Result<Mask, serde_json::Error> {
-        serde_json::from_str(text).map(fix_lengths)
+        let mask: Mask = serde_json::from_str(text)?;
+        for layer in &mask.layers {
+            let expected: usize = layer.shape.iter().product();
+            if layer.keep.len() < expected || layer.keep.len() > expected + 3 {
+                return Err(serde::de::Error::custom(format!(
+                    "mask of {} has {} flags for shape {:?}",
+                    layer.name,
+                    layer.keep.len(),
+                    layer.shape
+                )));
+            }
+        }
+        Ok(fix_lengths(mask))
     }
 }
 

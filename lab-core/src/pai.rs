@@ -263,7 +263,11 @@ pub async fn hessian_gradient<M: Classifier>(
     step: f64,
     device: &Device,
 ) -> (Weights, Weights) {
-    let g = gradients(model, sample_loss(model, split, sample, device), mask).await;
+    // Only surviving weights move: pruned ones stay 0 in θ ± εg (iterative GraSP).
+    let g = crate::imp::masked_weights(
+        &gradients(model, sample_loss(model, split, sample, device), mask).await,
+        mask,
+    );
     let norm = g
         .values()
         .flat_map(|t| &t.values)
@@ -434,19 +438,27 @@ pub fn detect_collapse(mask: &Mask) -> Collapse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PaiExperiment {
     pub model: crate::model::ModelKind,
+    pub dataset: crate::data::DatasetKind,
     pub pai: PaiConfig,
     pub train: crate::train::TrainConfig,
     /// Seed of θ0.
     pub seed: u64,
+    /// Use only the first N training examples (None = all).
+    pub train_subset: Option<usize>,
+    /// Evaluate on only the first N validation and test examples (None = all).
+    pub eval_subset: Option<usize>,
 }
 
 impl PaiExperiment {
     pub fn run_name(&self) -> String {
         let default = PaiExperiment {
             model: crate::model::ModelKind::Lenet300,
+            dataset: crate::data::DatasetKind::Mnist,
             pai: PaiConfig::new(Score::Magnitude, 0.0),
             train: crate::train::TrainConfig::new(),
             seed: 0,
+            train_subset: None,
+            eval_subset: None,
         };
         crate::record::run_name("pai", self, &default)
     }
@@ -482,6 +494,9 @@ pub async fn run_pai<M: crate::model::Architecture>(
 ) -> Result<PaiResult, String> {
     experiment.pai.validate()?;
     experiment.train.validate()?;
+    if experiment.train_subset == Some(0) || experiment.eval_subset == Some(0) {
+        return Err("train_subset and eval_subset must be at least 1".into());
+    }
     let key = format!("{}/result.json", experiment.run_name());
     if let Some(done) = crate::store::read_json::<PaiResult>(store, &key) {
         return done;

@@ -54,7 +54,11 @@ fn bounds(chart: &Chart) -> ((f64, f64), (f64, f64)) {
 
 /// Ticks without trailing zeros: 100, 21.1, 1.9, 0.25.
 fn format_tick(x: f64) -> String {
-    let text = if x >= 10.0 { format!("{x:.0}") } else { format!("{x:.2}") };
+    let text = if x >= 10.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.2}")
+    };
     if text.contains('.') {
         text.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {

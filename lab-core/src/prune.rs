@@ -185,7 +185,9 @@ pub fn lowest_global(mask: &Mask, scores: &Weights, count: usize) -> Mask {
     if count == 0 {
         return next;
     }
-    candidates.select_nth_unstable_by(count - 1, |a, b| a.partial_cmp(b).expect("finite weights"));
+    candidates.select_nth_unstable_by(count - 1, |a, b| {
+        a.0.total_cmp(&b.0).then((a.1, a.2).cmp(&(b.1, b.2)))
+    });
     for &(_, l, i) in &candidates[..count] {
         next.layers[l].keep[i] = false;
     }

@@ -156,16 +156,52 @@ impl Ticket {
 }
 
 impl Ticket {
-    /// The ticket as a trainable model of architecture `M` on `device`, with its mask.
+    /// The ticket as a trainable model of architecture `M` on `device`, with its mask, after
+    /// checking that its weights and mask fit the architecture exactly.
     pub fn instantiate<M: crate::model::Architecture>(
         &self,
         kind: crate::model::ModelKind,
         device: &burn::tensor::Device,
-    ) -> (M, Mask) {
+    ) -> Result<(M, Mask), TicketError> {
         let model: M = crate::model::init_model(kind, self.provenance.seed, device);
-        (
+        for info in crate::params::param_infos(&model) {
+            let stored = self
+                .weights
+                .get(&info.path)
+                .ok_or_else(|| TicketError::Missing(format!("weights for {}", info.path)))?;
+            if stored.shape != info.shape {
+                return Err(TicketError::Format(format!(
+                    "{} has shape {:?}, the model {:?}",
+                    info.path, stored.shape, info.shape
+                )));
+            }
+        }
+        let expected = Mask::dense_for(&model);
+        let fits = expected.layers.len() == self.mask.layers.len()
+            && expected
+                .layers
+                .iter()
+                .zip(&self.mask.layers)
+                .all(|(e, m)| e.name == m.name && e.shape == m.shape);
+        if !fits {
+            return Err(TicketError::Format(format!(
+                "the mask covers {:?}, the model's prunable weights are {:?}",
+                self.mask.layers.iter().map(|l| &l.name).collect::<Vec<_>>(),
+                expected.layers.iter().map(|l| &l.name).collect::<Vec<_>>()
+            )));
+        }
+        Ok((
             crate::params::load_weights(model, &self.weights),
             self.mask.clone(),
-        )
+        ))
+    }
+
+    /// The training iteration the ticket's weights correspond to (k for θk, 0 for θ0).
+    pub fn rewind_iteration(&self) -> usize {
+        self.provenance
+            .rewind
+            .strip_prefix("iteration-")
+            .and_then(|k| k.parse().ok())
+            .unwrap_or(0)
     }
 }

@@ -381,7 +381,29 @@ pub async fn train<M: Classifier>(
     snapshot_at: Option<usize>,
     observer: &mut dyn Observer,
 ) -> Result<TrainOutcome<M>, TrainError> {
+    train_from(model, mask, data, config, 0, snapshot_at, observer).await
+}
+
+/// Like [`train`], but `model` holds the weights after `start` iterations (θk, late
+/// rewinding): training resumes at iteration `start + 1` of the same schedule — the same
+/// position in the data order and the learning-rate warm-up — and runs to
+/// `config.iterations`; evaluation points keep absolute iteration numbers.
+pub async fn train_from<M: Classifier>(
+    model: M,
+    mask: Option<&Mask>,
+    data: &Prepared,
+    config: &TrainConfig,
+    start: usize,
+    snapshot_at: Option<usize>,
+    observer: &mut dyn Observer,
+) -> Result<TrainOutcome<M>, TrainError> {
     config.validate().map_err(TrainError::Config)?;
+    if start > config.iterations {
+        return Err(TrainError::Config(format!(
+            "cannot start at iteration {start} of a {}-iteration run",
+            config.iterations
+        )));
+    }
     if data.train.is_empty() {
         return Err(TrainError::Config("the training set is empty".into()));
     }
@@ -399,15 +421,18 @@ pub async fn train<M: Classifier>(
     let mut order = BatchOrder::new(data.train.len(), config.batch_size, config.data_seed);
     let mut curve = Vec::new();
     let mut time = TimeSplit::default();
-    let mut snapshot = (snapshot_at == Some(0)).then(|| model.clone());
+    for _ in 0..start {
+        order.next();
+    }
+    let mut snapshot = (snapshot_at == Some(start)).then(|| model.clone());
 
     let started = Instant::now();
-    let first = check(evaluate(&model, data, 0).await?)?;
+    let first = check(evaluate(&model, data, start).await?)?;
     time.evaluation += started.elapsed().as_secs_f64();
     observer.on_eval(&first);
     curve.push(first);
 
-    for iteration in 1..=config.iterations {
+    for iteration in start + 1..=config.iterations {
         if observer.cancelled() {
             return Err(TrainError::Cancelled(iteration - 1));
         }

@@ -172,14 +172,15 @@ fn late_rewinding_and_fine_tuning_start_where_they_should() {
     // Late rewinding to θ20: the ticket holds θ20 on the survivors, and θ20 ≠ θ0.
     let late = config(2).with_rewind(Rewind::Iteration(20));
     let mut store = MemoryStore::default();
-    block_on(run_imp::<Mlp>(
-        &late,
-        &data,
-        &device,
-        &mut store,
-        &mut CountSteps::default(),
+    let mut steps = CountSteps::default();
+    let late_results = block_on(run_imp::<Mlp>(
+        &late, &data, &device, &mut store, &mut steps,
     ))
     .unwrap();
+    // Round 0 trains 60 steps; round 1 resumes the schedule at 20 and trains the other 40.
+    assert_eq!(steps.0, 60 + 40);
+    assert_eq!(late_results[1].curve[0].iteration, 20);
+    assert_eq!(late_results[1].curve.last().unwrap().iteration, 60);
     let keys = RunKeys {
         run: late.run_name(),
     };
