@@ -82,7 +82,7 @@ fn draw<DB: DrawingBackend>(
         ($ctx:expr) => {{
             let mut ctx = $ctx;
             ctx.configure_mesh()
-                .x_labels(12)
+                .x_labels(8)
                 .y_labels(10)
                 .x_label_formatter(&|x| format_tick(*x))
                 .x_desc(chart.x_label.as_str())
@@ -113,7 +113,7 @@ fn draw<DB: DrawingBackend>(
             ctx.configure_series_labels()
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK)
-                .position(SeriesLabelPosition::LowerLeft)
+                .position(SeriesLabelPosition::LowerRight)
                 .draw()?;
         }};
     }
