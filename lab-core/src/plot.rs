@@ -21,6 +21,8 @@ pub struct Chart {
     pub y_label: String,
     pub log_x: bool,
     pub series: Vec<Series>,
+    /// Where the legend goes: lines that fall to the right want it at the top.
+    pub legend_top: bool,
 }
 
 const COLORS: [RGBColor; 6] = [
@@ -113,7 +115,11 @@ fn draw<DB: DrawingBackend>(
             ctx.configure_series_labels()
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK)
-                .position(SeriesLabelPosition::LowerRight)
+                .position(if chart.legend_top {
+                SeriesLabelPosition::UpperRight
+            } else {
+                SeriesLabelPosition::LowerRight
+            })
                 .draw()?;
         }};
     }
@@ -177,6 +183,7 @@ pub fn accuracy_vs_remaining(groups: &[(String, Vec<Vec<RoundResult>>)]) -> Char
         x_label: "% of weights remaining (log)".into(),
         y_label: "test accuracy (%)".into(),
         log_x: true,
+        legend_top: false,
         series: groups
             .iter()
             .map(|(label, runs)| Series {
@@ -194,6 +201,7 @@ pub fn early_stop_vs_remaining(groups: &[(String, Vec<Vec<RoundResult>>)]) -> Ch
         x_label: "% of weights remaining (log)".into(),
         y_label: "iteration".into(),
         log_x: true,
+        legend_top: false,
         series: groups
             .iter()
             .map(|(label, runs)| Series {
@@ -211,6 +219,7 @@ pub fn training_curves(curves: &[(String, Vec<EvalPoint>)]) -> Chart {
         x_label: "iteration".into(),
         y_label: "test accuracy (%)".into(),
         log_x: false,
+        legend_top: false,
         series: curves
             .iter()
             .map(|(label, curve)| Series {
