@@ -116,10 +116,10 @@ fn draw<DB: DrawingBackend>(
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK)
                 .position(if chart.legend_top {
-                SeriesLabelPosition::UpperRight
-            } else {
-                SeriesLabelPosition::LowerRight
-            })
+                    SeriesLabelPosition::UpperRight
+                } else {
+                    SeriesLabelPosition::LowerRight
+                })
                 .draw()?;
         }};
     }
