@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 scripts/setup.sh
-cargo build --release --workspace --features lab-core/wgpu
+cargo build --release --workspace --features lab-core/wgpu,lab-core/flex
 "$CARGO_TARGET_DIR/release/lth" bench "$@"

@@ -6,6 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 scripts/setup.sh
-cargo build --release --workspace --features lab-core/wgpu
+cargo build --release --workspace --features lab-core/wgpu,lab-core/flex
 "$CARGO_TARGET_DIR/release/lth" imp --rounds 5 --iterations 2000 --control reinit \
   --out runs/quickstart "$@"

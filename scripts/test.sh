@@ -8,7 +8,7 @@ scripts/setup.sh
 
 start=$(date +%s)
 cargo fmt --all -- --check
-cargo clippy --release --workspace --all-targets --features lab-core/wgpu -- -D warnings
-cargo build --release --workspace --features lab-core/wgpu
-cargo test --release --workspace --features lab-core/wgpu
+cargo clippy --release --workspace --all-targets --features lab-core/wgpu,lab-core/flex -- -D warnings
+cargo build --release --workspace --features lab-core/wgpu,lab-core/flex
+cargo test --release --workspace --features lab-core/wgpu,lab-core/flex
 echo "scripts/test.sh: all passed in $(( $(date +%s) - start ))s"

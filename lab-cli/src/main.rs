@@ -275,7 +275,7 @@ struct ImpArgs {
     /// Also run a control on the ticket masks: reinit or random-prune (repeatable).
     #[arg(long)]
     control: Vec<String>,
-    /// ndarray (CPU) or wgpu.
+    /// ndarray (CPU, default), flex (CPU, faster) or wgpu.
     #[arg(long, default_value = "ndarray")]
     backend: String,
     #[arg(long, default_value_t = 0)]

@@ -11,6 +11,8 @@ pub enum BackendKind {
     Ndarray,
     /// burn-wgpu: Vulkan/Metal/DX12 natively, WebGPU in browsers.
     Wgpu,
+    /// burn-flex, burn 0.22's pure-Rust CPU backend (the `flex` feature).
+    Flex,
 }
 
 impl BackendKind {
@@ -18,6 +20,7 @@ impl BackendKind {
         match self {
             BackendKind::Ndarray => "ndarray",
             BackendKind::Wgpu => "wgpu",
+            BackendKind::Flex => "flex",
         }
     }
 
@@ -25,6 +28,7 @@ impl BackendKind {
         match name {
             "ndarray" | "cpu" => Some(BackendKind::Ndarray),
             "wgpu" | "gpu" => Some(BackendKind::Wgpu),
+            "flex" => Some(BackendKind::Flex),
             _ => None,
         }
     }
@@ -34,6 +38,9 @@ impl BackendKind {
         let mut kinds = Vec::new();
         if cfg!(feature = "ndarray") {
             kinds.push(BackendKind::Ndarray);
+        }
+        if cfg!(feature = "flex") {
+            kinds.push(BackendKind::Flex);
         }
         if cfg!(feature = "wgpu") {
             kinds.push(BackendKind::Wgpu);
@@ -51,6 +58,8 @@ impl BackendKind {
             BackendKind::Ndarray => Ok(Device::ndarray()),
             #[cfg(feature = "wgpu")]
             BackendKind::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+            #[cfg(feature = "flex")]
+            BackendKind::Flex => Ok(Device::flex()),
             #[allow(unreachable_patterns)]
             other => Err(format!(
                 "backend {} is not compiled in; rebuild with the `{}` feature",

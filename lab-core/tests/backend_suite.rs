@@ -1,5 +1,5 @@
-//! One suite of invariants, run on every compiled backend: `ndarray` always, `wgpu` with the
-//! `wgpu` feature (natively through Vulkan; on CI machines through Mesa's lavapipe).
+//! One suite of invariants, run on every compiled backend: `ndarray` always, `flex` with the
+//! `flex` feature, `wgpu` with the `wgpu` feature (natively through Vulkan; on CI machines through Mesa's lavapipe).
 //! GPU-path runs are kept tiny: lavapipe trains LeNet-300-100 at roughly 50 ms/step.
 
 mod common;
@@ -202,6 +202,30 @@ mod ndarray {
     use super::*;
     fn device() -> Device {
         lab_core::backend::BackendKind::Ndarray.device().unwrap()
+    }
+    #[test]
+    fn pruned_weights_stay_zero() {
+        super::pruned_weights_stay_zero(device());
+    }
+    #[test]
+    fn imp_round_trip_on_real_mnist() {
+        super::imp_round_trip(device(), 400, 55_000);
+    }
+    #[test]
+    fn seeded_masks() {
+        super::seeded_masks(device());
+    }
+    #[test]
+    fn conv_models_mask_and_train() {
+        super::conv_models_mask_and_train(device());
+    }
+}
+
+#[cfg(feature = "flex")]
+mod flex {
+    use super::*;
+    fn device() -> Device {
+        lab_core::backend::BackendKind::Flex.device().unwrap()
     }
     #[test]
     fn pruned_weights_stay_zero() {
