@@ -12,3 +12,6 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
   export XDG_RUNTIME_DIR="$HOME/.cache/lth-lab/xdg-runtime"
   mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 fi
+# Jupyter lives in its own venv; cargo-installed tools (evcxr_jupyter, wasm-pack) in Cargo's bin.
+export LTH_VENV="${LTH_VENV:-$HOME/.cache/lth-lab/venv}"
+export PATH="$HOME/.cargo/bin:$PATH"

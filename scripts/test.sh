@@ -1,14 +1,35 @@
 #!/usr/bin/env bash
-# Sets up and runs every test: formatting, lints, unit and integration tests of lab-core on
-# both backends (ndarray, and wgpu through software Vulkan), and the CLI end to end.
+# Sets up and runs every test: formatting, lints (native and wasm32), unit and integration
+# tests of lab-core on every backend (ndarray, flex, and wgpu through software Vulkan), the
+# CLI end to end, lab-wasm and the www page in headless Chromium, and the notebooks executed
+# with the evcxr kernel.
+#   scripts/test.sh                 everything (what .ci/run runs)
+#   scripts/test.sh native|browser|notebooks   one part
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-scripts/setup.sh
-
+part="${1:-all}"
+# One feature set for every native cargo command, so burn is compiled once.
+features=lab-core/wgpu,lab-core/flex,lab-core/evcxr
 start=$(date +%s)
-cargo fmt --all -- --check
-cargo clippy --release --workspace --all-targets --features lab-core/wgpu,lab-core/flex -- -D warnings
-cargo build --release --workspace --features lab-core/wgpu,lab-core/flex
-cargo test --release --workspace --features lab-core/wgpu,lab-core/flex
+lap() { echo "scripts/test.sh: $1 after $(( $(date +%s) - start ))s"; }
+
+if [ "$part" = all ] || [ "$part" = native ]; then
+  scripts/setup.sh core
+  cargo fmt --all -- --check
+  cargo clippy --release --workspace --all-targets --features "$features" -- -D warnings
+  cargo build --release --workspace --features "$features"
+  cargo test --release --workspace --features "$features"
+  lap "native tests passed"
+fi
+if [ "$part" = all ] || [ "$part" = browser ]; then
+  scripts/setup.sh browser
+  cargo clippy --release --target wasm32-unknown-unknown -p lab-wasm --all-targets -- -D warnings
+  scripts/test-browser.sh
+  lap "browser tests passed"
+fi
+if [ "$part" = all ] || [ "$part" = notebooks ]; then
+  scripts/test-notebooks.sh
+  lap "notebooks passed"
+fi
 echo "scripts/test.sh: all passed in $(( $(date +%s) - start ))s"

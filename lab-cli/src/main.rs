@@ -10,7 +10,7 @@ use lab_core::backend::BackendKind;
 use lab_core::burn::tensor::Device;
 use lab_core::data::native::{DataSource, load};
 use lab_core::data::{DatasetKind, Mnist};
-use lab_core::imp::{Control, ImpConfig, ImpObserver, Rewind, run_control, run_imp};
+use lab_core::imp::{Control, ImpConfig, ImpObserver, Rewind};
 use lab_core::model::{Architecture, ConvNet, Mlp, ModelKind};
 use lab_core::plot::{self, Chart};
 use lab_core::prune::{PruneConfig, PruneScope};
@@ -158,7 +158,7 @@ fn pai_command(args: &PaiArgs) -> Result<()> {
         args.download,
         args.quiet,
     )?;
-    let data = subset(&data, args.train_subset, args.eval_subset);
+    let data = data.limited(args.train_subset, args.eval_subset);
     let prepared = Prepared::new(&data, &device);
     let mut store = DirStore::new(args.out.join("records"));
     let mut progress = Progress::new(args.quiet);
@@ -528,33 +528,15 @@ fn write_report(out: &Path, report: &ImpReport) -> Result<()> {
     let temporary = out.join("report.json.partial");
     std::fs::write(&temporary, text)?;
     std::fs::rename(&temporary, out.join("report.json"))?;
-    let mut groups = vec![("ticket".to_string(), vec![report.rounds.clone()])];
-    for (name, rounds) in &report.controls {
-        groups.push((name.clone(), vec![rounds.clone()]));
-    }
+    let groups = report.groups();
     write_chart(out, "accuracy", &plot::accuracy_vs_remaining(&groups))?;
     write_chart(out, "early_stop", &plot::early_stop_vs_remaining(&groups))?;
-    let curves: Vec<(String, Vec<EvalPoint>)> = report
-        .rounds
-        .iter()
-        .map(|r| {
-            (
-                format!("{:.1}%", 100.0 * r.weights_remaining),
-                r.curve.clone(),
-            )
-        })
-        .collect();
-    write_chart(out, "curves", &plot::training_curves(&curves))?;
+    write_chart(out, "curves", &plot::training_curves(&report.curves()))?;
     Ok(())
 }
 
 /// The first `train` training and `eval` validation/test examples (None = all).
-fn subset(data: &Mnist, train: Option<usize>, eval: Option<usize>) -> Mnist {
-    let eval = eval.unwrap_or(usize::MAX);
-    data.subset(train.unwrap_or(usize::MAX), eval, eval)
-}
-
-fn run_experiment<M: Architecture>(
+fn run_experiment(
     config: &ImpConfig,
     controls: &[Control],
     data: &Mnist,
@@ -562,8 +544,6 @@ fn run_experiment<M: Architecture>(
     args: &ImpArgs,
 ) -> Result<ImpReport> {
     let device: Device = backend.device().map_err(anyhow::Error::msg)?;
-    let data = subset(data, config.train_subset, config.eval_subset);
-    let prepared = Prepared::new(&data, &device);
     let mut store = DirStore::new(args.out.join("records"));
     let mut progress = Progress::new(args.quiet);
     progress.line(format!(
@@ -574,35 +554,23 @@ fn run_experiment<M: Architecture>(
         store.path(&config.run_name()).display()
     ));
     let started = Instant::now();
-    let rounds = lab_core::block_on(run_imp::<M>(
+    // Keep what is finished even if a later branch fails.
+    let mut saved = Ok(());
+    let report = lab_core::block_on(lab_core::imp::run_experiment(
         config,
-        &prepared,
+        controls,
+        data,
         &device,
+        backend.name(),
         &mut store,
         &mut progress,
+        &mut |report| {
+            if saved.is_ok() {
+                saved = write_report(&args.out, report);
+            }
+        },
     ))?;
-    let mut report = ImpReport {
-        run: config.run_name(),
-        config: serde_json::to_value(config)?,
-        backend: backend.name().into(),
-        rounds,
-        controls: Default::default(),
-    };
-    // Keep what is finished even if a control fails.
-    write_report(&args.out, &report)?;
-    for &control in controls {
-        let results = lab_core::block_on(run_control::<M>(
-            config,
-            control,
-            None,
-            &prepared,
-            &device,
-            &mut store,
-            &mut progress,
-        ))?;
-        report.controls.insert(control.name().into(), results);
-        write_report(&args.out, &report)?;
-    }
+    saved?;
     progress.step.finish_and_clear();
     eprintln!(
         "done in {:.1}s: {} (report.json, accuracy/early_stop/curves .svg/.png)",
@@ -685,7 +653,7 @@ fn imp_command(args: &ImpArgs, rounds: usize) -> Result<()> {
             );
         }
         let data = load_data(dataset, args.data.clone(), args.download, args.quiet)?;
-        let data = subset(&data, config.train_subset, config.eval_subset);
+        let data = data.limited(config.train_subset, config.eval_subset);
         let config = config.train;
         return if kind.is_mlp() {
             train_ticket::<Mlp>(&ticket, kind, &config, &data, backend, args)
@@ -706,11 +674,7 @@ fn imp_command(args: &ImpArgs, rounds: usize) -> Result<()> {
     let backend = BackendKind::parse(&args.backend)
         .with_context(|| format!("unknown backend {}", args.backend))?;
     let data = load_data(config.dataset, args.data.clone(), args.download, args.quiet)?;
-    let report = if config.model.is_mlp() {
-        run_experiment::<Mlp>(&config, &controls, &data, backend, args)?
-    } else {
-        run_experiment::<ConvNet>(&config, &controls, &data, backend, args)?
-    };
+    let report = run_experiment(&config, &controls, &data, backend, args)?;
     println!(
         "{:>6} {:>10} {:>10} {:>10} {:>10}",
         "round", "remaining", "early-stop", "test acc", "final acc"

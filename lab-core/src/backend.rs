@@ -42,7 +42,7 @@ impl BackendKind {
         if cfg!(feature = "flex") {
             kinds.push(BackendKind::Flex);
         }
-        if cfg!(feature = "wgpu") {
+        if cfg!(any(feature = "wgpu", feature = "webgpu")) {
             kinds.push(BackendKind::Wgpu);
         }
         kinds
@@ -56,7 +56,7 @@ impl BackendKind {
             #[cfg(feature = "ndarray")]
             #[allow(deprecated)]
             BackendKind::Ndarray => Ok(Device::ndarray()),
-            #[cfg(feature = "wgpu")]
+            #[cfg(any(feature = "wgpu", feature = "webgpu"))]
             BackendKind::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
             #[cfg(feature = "flex")]
             BackendKind::Flex => Ok(Device::flex()),

@@ -8,7 +8,7 @@ use crate::mask::Mask;
 use crate::model::{Mlp, ModelKind, init_model};
 use crate::params::read_weights;
 use crate::prune::{PruneConfig, magnitude};
-use crate::train::{Stepper, TrainConfig, batch_tensors};
+use crate::train::{Pause, Stepper, TrainConfig, batch_tensors};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Throughput {
@@ -20,38 +20,64 @@ pub struct Throughput {
 
 /// Times `steps` LTH LeNet-300-100 training steps (Adam, batch 60) with a round-1 IMP mask,
 /// after 20 warm-up steps; the device is synced before the clock stops.
+#[cfg(feature = "native")]
 pub fn training_throughput(data: &Mnist, device: &Device, steps: usize) -> Throughput {
+    pollster::block_on(training_throughput_async(data, device, steps, &mut || None))
+}
+
+/// [`training_throughput`] for async callers: synchronises through async reads (browsers
+/// cannot block on the GPU) and calls `pause` between steps (to yield to an event loop).
+pub async fn training_throughput_async(
+    data: &Mnist,
+    device: &Device,
+    steps: usize,
+    pause: &mut dyn FnMut() -> Option<Pause<'static>>,
+) -> Throughput {
     let device = device.clone().autodiff();
     let config = TrainConfig::new();
     let model: Mlp = init_model(ModelKind::Lenet300, 0, &device);
-    let weights = pollster::block_on(read_weights(&model));
+    let weights = read_weights(&model).await;
     let mask = magnitude(&Mask::dense_for(&model), &weights, &PruneConfig::default());
     let (mut stepper, mut model) = Stepper::new(model, Some(&mask), &config, &device);
     let n = data.train.len();
-    let batch =
-        |i: usize| -> Vec<usize> { (0..config.batch_size).map(|j| (i * 60 + j) % n).collect() };
-
+    let batch = |i: usize| -> Vec<usize> {
+        (0..config.batch_size)
+            .map(|j| (i * config.batch_size + j) % n)
+            .collect()
+    };
+    // Reading the weights back waits for every queued step.
     let started = Instant::now();
     let (x, y) = batch_tensors(&data.train, &batch(0), &device);
     model = stepper.step(model, x, y, config.learning_rate);
-    device.sync().expect("device sync");
+    read_weights(&model).await;
     let first_step_ms = started.elapsed().as_secs_f64() * 1e3;
-    for i in 1..20 {
+    for i in 1..WARM_UP_STEPS {
         let (x, y) = batch_tensors(&data.train, &batch(i), &device);
         model = stepper.step(model, x, y, config.learning_rate);
+        if let Some(pause) = pause() {
+            pause.await;
+        }
     }
-    device.sync().expect("device sync");
+    read_weights(&model).await;
     let started = Instant::now();
+    let mut paused = 0.0;
     for i in 0..steps {
-        let (x, y) = batch_tensors(&data.train, &batch(20 + i), &device);
+        let (x, y) = batch_tensors(&data.train, &batch(WARM_UP_STEPS + i), &device);
         model = stepper.step(model, x, y, config.learning_rate);
+        if let Some(pause) = pause() {
+            let at = Instant::now();
+            pause.await;
+            paused += at.elapsed().as_secs_f64();
+        }
     }
-    device.sync().expect("device sync");
-    let seconds = started.elapsed().as_secs_f64();
-    drop(model);
+    read_weights(&model).await;
+    // Time handed to the event loop is not training time.
+    let seconds = started.elapsed().as_secs_f64() - paused;
     Throughput {
         ms_per_step: seconds * 1e3 / steps as f64,
         samples_per_second: (steps * config.batch_size) as f64 / seconds,
         first_step_ms,
     }
 }
+
+const WARM_UP_STEPS: usize = 20;

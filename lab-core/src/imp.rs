@@ -12,12 +12,12 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
-use crate::data::DatasetKind;
+use crate::data::{DatasetKind, Mnist};
 use crate::mask::Mask;
-use crate::model::{Architecture, ModelKind, init_model};
+use crate::model::{Architecture, ConvNet, Mlp, ModelKind, init_model};
 use crate::params::{Weights, load_weights, read_weights};
 use crate::prune::{self, PruneConfig};
-use crate::record::{RoundResult, run_name};
+use crate::record::{ImpReport, RoundResult, run_name};
 use crate::store::{RunStore, read_json, write_json};
 use crate::ticket::{Provenance, Ticket};
 use crate::train::{Observer, Prepared, TrainConfig, TrainError, train_from};
@@ -162,6 +162,9 @@ pub enum ImpError {
 pub trait ImpObserver: Observer {
     fn on_round_start(&mut self, _round: usize, _weights_remaining: f64, _label: &str) {}
     fn on_round(&mut self, _result: &RoundResult, _label: &str) {}
+    /// The trained weights of a round of the main lineage (already on the host), for
+    /// callers that use the network afterwards, such as the browser's digit classifier.
+    fn on_trained(&mut self, _round: usize, _mask: &Mask, _weights: &Weights) {}
 }
 
 /// Paths of the records of one run.
@@ -331,6 +334,7 @@ pub async fn run_imp<M: Architecture>(
             rewind_weights = Some(weights);
         }
         let trained = read_weights(&outcome.model).await;
+        observer.on_trained(round, &mask, &trained);
         if let Some(rewind) = &rewind_weights {
             let ticket = weights_blob(
                 &masked_weights(rewind, &mask),
@@ -455,4 +459,47 @@ pub async fn run_control<M: Architecture>(
         results.push(result);
     }
     Ok(results)
+}
+
+/// Runs (or resumes) IMP and then each control on the model `config` names, on the
+/// experiment's data subset. `on_report` sees the report after every finished branch, so a
+/// caller can save what is finished before a later branch fails or is cancelled.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_experiment(
+    config: &ImpConfig,
+    controls: &[Control],
+    data: &Mnist,
+    device: &Device,
+    backend: &str,
+    store: &mut dyn RunStore,
+    observer: &mut dyn ImpObserver,
+    on_report: &mut dyn FnMut(&ImpReport),
+) -> Result<ImpReport, ImpError> {
+    config.validate().map_err(ImpError::Config)?;
+    let data = data.limited(config.train_subset, config.eval_subset);
+    let prepared = Prepared::new(&data, device);
+    let mut report = ImpReport {
+        run: config.run_name(),
+        config: serde_json::to_value(config).map_err(store_err)?,
+        backend: backend.into(),
+        rounds: Vec::new(),
+        controls: Default::default(),
+    };
+    report.rounds = if config.model.is_mlp() {
+        run_imp::<Mlp>(config, &prepared, device, store, observer).await?
+    } else {
+        run_imp::<ConvNet>(config, &prepared, device, store, observer).await?
+    };
+    on_report(&report);
+    for &control in controls {
+        let results = if config.model.is_mlp() {
+            run_control::<Mlp>(config, control, None, &prepared, device, store, observer).await?
+        } else {
+            run_control::<ConvNet>(config, control, None, &prepared, device, store, observer)
+                .await?
+        };
+        report.controls.insert(control.name().into(), results);
+        on_report(&report);
+    }
+    Ok(report)
 }

@@ -10,12 +10,13 @@
 //! access lives behind the `native` feature.
 
 pub mod backend;
-#[cfg(feature = "native")]
 pub mod bench;
 pub mod data;
 pub mod imp;
 pub mod mask;
 pub mod model;
+#[cfg(all(feature = "evcxr", feature = "native"))]
+pub mod notebook;
 pub mod pai;
 pub mod params;
 pub mod plot;

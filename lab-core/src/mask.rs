@@ -119,6 +119,26 @@ impl Mask {
             })
     }
 
+    /// The classic LTH picture of the first fully connected layer: for each input pixel,
+    /// how many of the layer's units still connect to it. `None` unless the first prunable
+    /// parameter is a `[inputs, units]` linear weight (burn's layout), as in LeNet-300-100.
+    pub fn input_connections(&self) -> Option<InputConnections> {
+        let first = self.layers.first()?;
+        let [inputs, units] = first.shape[..] else {
+            return None;
+        };
+        let counts = first
+            .keep
+            .chunks(units)
+            .map(|row| row.iter().filter(|&&k| k).count() as u32)
+            .collect();
+        Some(InputConnections {
+            inputs,
+            units,
+            counts,
+        })
+    }
+
     /// Uploads the mask as float 0/1 tensors.
     pub fn to_device(&self, device: &Device) -> DeviceMask {
         let tensors = self
@@ -135,6 +155,15 @@ impl Mask {
             .collect();
         DeviceMask { tensors }
     }
+}
+
+/// Surviving connections per input of the first layer ([`Mask::input_connections`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputConnections {
+    pub inputs: usize,
+    pub units: usize,
+    /// One count in `0..=units` per input (row-major pixels for MNIST).
+    pub counts: Vec<u32>,
 }
 
 /// A mask on a device: flat 0/1 float tensors by parameter path.
@@ -283,6 +312,25 @@ impl Mask {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn input_connections_count_surviving_units_per_input() {
+        use super::{LayerMask, Mask};
+        // 3 inputs × 2 units (burn's [inputs, units] layout): input 1 keeps one unit, input 2 none.
+        let mut first = LayerMask::dense("layers.0.weight", &[3, 2]);
+        first.keep = vec![true, true, false, true, false, false];
+        let second = LayerMask::dense("layers.1.weight", &[2, 10]);
+        let mask = Mask {
+            layers: vec![first, second],
+        };
+        let picture = mask.input_connections().expect("a linear first layer");
+        assert_eq!((picture.inputs, picture.units), (3, 2));
+        assert_eq!(picture.counts, vec![2, 1, 0]);
+        let conv = Mask {
+            layers: vec![LayerMask::dense("convs.0.weight", &[6, 1, 5, 5])],
+        };
+        assert!(conv.input_connections().is_none());
+    }
+
     use super::*;
 
     #[test]

@@ -449,9 +449,10 @@ pub struct PaiExperiment {
     pub eval_subset: Option<usize>,
 }
 
-impl PaiExperiment {
-    pub fn run_name(&self) -> String {
-        let default = PaiExperiment {
+/// The reference point of run names: LeNet-300-100 on MNIST, dense, the LTH training.
+impl Default for PaiExperiment {
+    fn default() -> Self {
+        PaiExperiment {
             model: crate::model::ModelKind::Lenet300,
             dataset: crate::data::DatasetKind::Mnist,
             pai: PaiConfig::new(Score::Magnitude, 0.0),
@@ -459,8 +460,13 @@ impl PaiExperiment {
             seed: 0,
             train_subset: None,
             eval_subset: None,
-        };
-        crate::record::run_name("pai", self, &default)
+        }
+    }
+}
+
+impl PaiExperiment {
+    pub fn run_name(&self) -> String {
+        crate::record::run_name("pai", self, &PaiExperiment::default())
     }
 }
 

@@ -146,7 +146,7 @@ pub fn to_svg(chart: &Chart) -> String {
 }
 
 /// Renders the chart as a PNG file.
-#[cfg(feature = "native")]
+#[cfg(feature = "png")]
 pub fn save_png(chart: &Chart, path: &std::path::Path) -> Result<(), String> {
     let root = BitMapBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
     draw(root, chart).map_err(|e| format!("{}: {e}", path.display()))

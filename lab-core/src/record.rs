@@ -86,6 +86,72 @@ pub struct ImpReport {
     pub controls: std::collections::BTreeMap<String, Vec<RoundResult>>,
 }
 
+/// A config from partial JSON: `overrides` deep-merged over `default`, so a caller (a web
+/// page, a notebook) names only what it changes. Unknown keys are errors, not ignored.
+pub fn with_defaults<T: Serialize + serde::de::DeserializeOwned>(
+    default: &T,
+    overrides: Value,
+) -> Result<T, String> {
+    fn merge(base: &mut Value, overrides: Value, path: &str) -> Result<(), String> {
+        match (base, overrides) {
+            // A one-key object is an enum variant with data: another variant replaces it.
+            (slot @ Value::Object(_), Value::Object(overrides))
+                if slot.as_object().is_some_and(|b| b.len() == 1)
+                    && overrides.len() == 1
+                    && !overrides.keys().all(|k| slot.get(k).is_some()) =>
+            {
+                *slot = Value::Object(overrides);
+                Ok(())
+            }
+            (Value::Object(base), Value::Object(overrides)) => {
+                for (key, value) in overrides {
+                    let here = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    match base.get_mut(&key) {
+                        Some(slot) => merge(slot, value, &here)?,
+                        None => return Err(format!("unknown setting `{here}`")),
+                    }
+                }
+                Ok(())
+            }
+            (slot, value) => {
+                *slot = value;
+                Ok(())
+            }
+        }
+    }
+    let mut merged = serde_json::to_value(default).map_err(|e| e.to_string())?;
+    merge(&mut merged, overrides, "")?;
+    serde_json::from_value(merged).map_err(|e| e.to_string())
+}
+
+impl ImpReport {
+    /// The ticket and each control as chart groups (one seed each).
+    pub fn groups(&self) -> Vec<(String, Vec<Vec<RoundResult>>)> {
+        let mut groups = vec![("ticket".to_string(), vec![self.rounds.clone()])];
+        for (name, rounds) in &self.controls {
+            groups.push((name.clone(), vec![rounds.clone()]));
+        }
+        groups
+    }
+
+    /// Test accuracy during training, one line per round of the ticket.
+    pub fn curves(&self) -> Vec<(String, Vec<EvalPoint>)> {
+        self.rounds
+            .iter()
+            .map(|r| {
+                (
+                    format!("{:.1}%", 100.0 * r.weights_remaining),
+                    r.curve.clone(),
+                )
+            })
+            .collect()
+    }
+}
+
 /// Flattens a JSON value into `path=value` pairs, sorted.
 fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
     match value {

@@ -192,8 +192,13 @@ const PIXEL_MEAN: f32 = 0.1307;
 const PIXEL_STD: f32 = 0.3081;
 const EVAL_CHUNK: usize = 1000;
 
+/// The network's input for a pixel intensity in [0, 1] (white digit on black, as MNIST).
+pub fn standardise_pixel(intensity: f32) -> f32 {
+    (intensity - PIXEL_MEAN) / PIXEL_STD
+}
+
 fn pixel_table() -> [f32; 256] {
-    std::array::from_fn(|v| (v as f32 / 255.0 - PIXEL_MEAN) / PIXEL_STD)
+    std::array::from_fn(|v| standardise_pixel(v as f32 / 255.0))
 }
 
 /// A batch of images and labels as tensors.

@@ -198,76 +198,52 @@ fn conv_models_mask_and_train(device: Device) {
     assert!(outcome.last.validation_loss.is_finite());
 }
 
-mod ndarray {
-    use super::*;
-    fn device() -> Device {
-        lab_core::backend::BackendKind::Ndarray.device().unwrap()
-    }
-    #[test]
-    fn pruned_weights_stay_zero() {
-        super::pruned_weights_stay_zero(device());
-    }
-    #[test]
-    fn imp_round_trip_on_real_mnist() {
-        super::imp_round_trip(device(), 400, 55_000);
-    }
-    #[test]
-    fn seeded_masks() {
-        super::seeded_masks(device());
-    }
-    #[test]
-    fn conv_models_mask_and_train() {
-        super::conv_models_mask_and_train(device());
-    }
+/// The suite, instantiated once per backend (burn's own style): `$steps` sizes the real-MNIST
+/// IMP round to the backend's speed.
+macro_rules! backend_suite {
+    ($name:ident, $device:expr, $steps:expr) => {
+        mod $name {
+            use super::*;
+            fn device() -> Device {
+                $device
+            }
+            #[test]
+            fn pruned_weights_stay_zero() {
+                super::pruned_weights_stay_zero(device());
+            }
+            #[test]
+            fn imp_round_trip_on_real_mnist() {
+                super::imp_round_trip(device(), $steps, 55_000);
+            }
+            #[test]
+            fn seeded_masks() {
+                super::seeded_masks(device());
+            }
+            #[test]
+            fn conv_models_mask_and_train() {
+                super::conv_models_mask_and_train(device());
+            }
+        }
+    };
 }
 
+backend_suite!(
+    ndarray,
+    lab_core::backend::BackendKind::Ndarray.device().unwrap(),
+    400
+);
 #[cfg(feature = "flex")]
-mod flex {
-    use super::*;
-    fn device() -> Device {
-        lab_core::backend::BackendKind::Flex.device().unwrap()
-    }
-    #[test]
-    fn pruned_weights_stay_zero() {
-        super::pruned_weights_stay_zero(device());
-    }
-    #[test]
-    fn imp_round_trip_on_real_mnist() {
-        super::imp_round_trip(device(), 400, 55_000);
-    }
-    #[test]
-    fn seeded_masks() {
-        super::seeded_masks(device());
-    }
-    #[test]
-    fn conv_models_mask_and_train() {
-        super::conv_models_mask_and_train(device());
-    }
-}
-
+backend_suite!(
+    flex,
+    lab_core::backend::BackendKind::Flex.device().unwrap(),
+    400
+);
 #[cfg(feature = "wgpu")]
-mod wgpu {
-    use super::*;
-    fn device() -> Device {
-        Device::wgpu(lab_core::burn::tensor::DeviceKind::DefaultDevice)
-    }
-    #[test]
-    fn pruned_weights_stay_zero() {
-        super::pruned_weights_stay_zero(device());
-    }
-    #[test]
-    fn imp_round_trip_on_real_mnist() {
-        super::imp_round_trip(device(), 200, 55_000);
-    }
-    #[test]
-    fn seeded_masks() {
-        super::seeded_masks(device());
-    }
-    #[test]
-    fn conv_models_mask_and_train() {
-        super::conv_models_mask_and_train(device());
-    }
-}
+backend_suite!(
+    wgpu,
+    Device::wgpu(lab_core::burn::tensor::DeviceKind::DefaultDevice),
+    200
+);
 
 /// θ0 is the same on every backend: initialisation draws from our own seeded streams.
 #[cfg(feature = "wgpu")]

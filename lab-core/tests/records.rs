@@ -275,3 +275,38 @@ fn sgd_with_momentum_and_warmup_learns() {
     assert!(outcome.last.test_accuracy > 0.8, "{:?}", outcome.last);
     assert!(outcome.last.validation_loss < outcome.curve[0].validation_loss / 3.0);
 }
+
+#[test]
+fn partial_json_configs_fill_in_defaults_and_refuse_unknown_settings() {
+    use lab_core::imp::Rewind;
+    use lab_core::record::with_defaults;
+    let default = ImpConfig::new();
+    let config: ImpConfig = with_defaults(
+        &default,
+        serde_json::json!({ "rounds": 3, "train": { "iterations": 40 }, "eval_subset": 500 }),
+    )
+    .unwrap();
+    assert_eq!(config.rounds, 3);
+    assert_eq!(config.train.iterations, 40);
+    assert_eq!(config.eval_subset, Some(500));
+    assert_eq!(config.train.batch_size, default.train.batch_size);
+    assert_eq!(config.prune, default.prune);
+
+    // Enum variants replace each other, with or without data.
+    let late: ImpConfig = with_defaults(
+        &default,
+        serde_json::json!({ "rewind": { "iteration": 7 } }),
+    )
+    .unwrap();
+    assert_eq!(late.rewind, Rewind::Iteration(7));
+    let fraction: ImpConfig =
+        with_defaults(&late, serde_json::json!({ "rewind": { "fraction": 0.1 } })).unwrap();
+    assert_eq!(fraction.rewind, Rewind::Fraction(0.1));
+
+    let error = with_defaults(
+        &default,
+        serde_json::json!({ "train": { "iterashuns": 5 } }),
+    )
+    .unwrap_err();
+    assert!(error.contains("train.iterashuns"), "{error}");
+}

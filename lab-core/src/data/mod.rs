@@ -271,6 +271,12 @@ impl Mnist {
         }
     }
 
+    /// What an experiment's `train_subset` and `eval_subset` select (`None` = all).
+    pub fn limited(&self, train: Option<usize>, eval: Option<usize>) -> Mnist {
+        let eval = eval.unwrap_or(usize::MAX);
+        self.subset(train.unwrap_or(usize::MAX), eval, eval)
+    }
+
     /// A smaller copy (first `train`/`validation`/`test` items), for quick tests.
     pub fn subset(&self, train: usize, validation: usize, test: usize) -> Mnist {
         Mnist {

@@ -1,9 +1,8 @@
 //! Native-only data access: finding the files on disk and the checksummed download.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::{Checksums, DataError, DatasetKind, FILE_NAMES, Mnist, maybe_gunzip, verify_checksum};
+use super::{Checksums, DataError, DatasetKind, FILE_NAMES, Mnist};
 
 /// Where to look for a data set, in order.
 #[derive(Debug, Clone, Default)]
@@ -157,12 +156,28 @@ pub fn download(
     Ok(())
 }
 
+#[cfg(not(feature = "download"))]
+fn fetch_checked(
+    _kind: DatasetKind,
+    _index: usize,
+    url: &str,
+    _progress: &mut dyn FnMut(&str, u64, Option<u64>),
+) -> Result<Vec<u8>, DataError> {
+    Err(DataError::Download {
+        url: url.to_string(),
+        reason: "lab-core was built without its `download` feature; pass the data directory".into(),
+    })
+}
+
+#[cfg(feature = "download")]
 fn fetch_checked(
     kind: DatasetKind,
     index: usize,
     url: &str,
     progress: &mut dyn FnMut(&str, u64, Option<u64>),
 ) -> Result<Vec<u8>, DataError> {
+    use super::{maybe_gunzip, verify_checksum};
+    use std::io::Read;
     let fail = |reason: String| DataError::Download {
         url: url.to_string(),
         reason,

@@ -1,0 +1,140 @@
+//! Progress events to JavaScript, cancellation, and yielding to the browser's event loop.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use js_sys::{Function, Promise};
+use lab_core::imp::ImpObserver;
+use lab_core::mask::Mask;
+use lab_core::params::Weights;
+use lab_core::record::RoundResult;
+use lab_core::train::{EvalPoint, Observer, Pause};
+use serde_json::{Value, json};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_time::{Duration, Instant};
+
+#[wasm_bindgen]
+extern "C" {
+    // The global setTimeout of windows and workers alike.
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(handler: &Function, milliseconds: i32);
+}
+
+/// Resolves on the next macrotask, letting the browser paint and handle input.
+pub async fn next_tick() {
+    let promise = Promise::new(&mut |resolve, _| set_timeout(&resolve, 0));
+    // A timer promise cannot reject.
+    let _ = JsFuture::from(promise).await;
+}
+
+/// Converts a serialisable value to a plain JavaScript object.
+pub fn to_js(value: &Value) -> JsValue {
+    js_sys::JSON::parse(&value.to_string()).unwrap_or(JsValue::NULL)
+}
+
+/// The last trained network of a run, kept for classifying drawn digits.
+#[derive(Clone)]
+pub struct Trained {
+    pub round: usize,
+    pub mask: Mask,
+    pub weights: Weights,
+}
+
+/// Streams events to a JS callback. Step events are throttled; the loop yields to the event
+/// loop once a frame's worth of work (about 16 ms) has run, not every batch, because each
+/// yield costs a few milliseconds of timer clamping.
+pub struct JsObserver {
+    callback: Function,
+    cancel: Rc<Cell<bool>>,
+    last_yield: Instant,
+    last_step_event: Option<Instant>,
+    pub trained: Rc<RefCell<Option<Trained>>>,
+    pub finished: Vec<(String, RoundResult)>,
+    /// Label prefixed to events (the PaI score, say).
+    pub context: Value,
+}
+
+const FRAME: Duration = Duration::from_millis(16);
+const STEP_EVENT_EVERY: Duration = Duration::from_millis(100);
+
+impl JsObserver {
+    pub fn new(
+        callback: Function,
+        cancel: Rc<Cell<bool>>,
+        trained: Rc<RefCell<Option<Trained>>>,
+    ) -> Self {
+        Self {
+            callback,
+            cancel,
+            last_yield: Instant::now(),
+            last_step_event: None,
+            trained,
+            finished: Vec::new(),
+            context: Value::Null,
+        }
+    }
+
+    pub fn emit(&self, kind: &str, mut payload: Value) {
+        if let Value::Object(map) = &mut payload {
+            map.insert("type".into(), kind.into());
+            if !self.context.is_null() {
+                map.insert("context".into(), self.context.clone());
+            }
+        }
+        // An exception in the page's handler must not abort the experiment.
+        let _ = self.callback.call1(&JsValue::NULL, &to_js(&payload));
+    }
+}
+
+impl Observer for JsObserver {
+    fn on_step(&mut self, iteration: usize, total: usize) {
+        let due = self
+            .last_step_event
+            .is_none_or(|at| at.elapsed() >= STEP_EVENT_EVERY);
+        if due || iteration == total {
+            self.last_step_event = Some(Instant::now());
+            self.emit("step", json!({ "iteration": iteration, "total": total }));
+        }
+    }
+
+    fn on_eval(&mut self, point: &EvalPoint) {
+        self.emit("eval", json!({ "point": point }));
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.get()
+    }
+
+    fn pause(&mut self) -> Option<Pause<'_>> {
+        if self.last_yield.elapsed() < FRAME {
+            return None;
+        }
+        Some(Box::pin(async move {
+            next_tick().await;
+            self.last_yield = Instant::now();
+        }))
+    }
+}
+
+impl ImpObserver for JsObserver {
+    fn on_round_start(&mut self, round: usize, weights_remaining: f64, label: &str) {
+        self.emit(
+            "round-start",
+            json!({ "round": round, "weights_remaining": weights_remaining, "branch": label }),
+        );
+    }
+
+    fn on_round(&mut self, result: &RoundResult, label: &str) {
+        self.finished.push((label.to_string(), result.clone()));
+        self.emit("round", json!({ "branch": label, "result": result }));
+    }
+
+    fn on_trained(&mut self, round: usize, mask: &Mask, weights: &Weights) {
+        *self.trained.borrow_mut() = Some(Trained {
+            round,
+            mask: mask.clone(),
+            weights: weights.clone(),
+        });
+    }
+}

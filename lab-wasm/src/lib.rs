@@ -1,0 +1,435 @@
+//! # lab-wasm: LTH Lab in the browser
+//!
+//! The wasm-bindgen face of `lab-core`. A page creates a [`Lab`], picks a backend (WebGPU
+//! when the browser gives an adapter, else burn-ndarray on the CPU), hands it the four MNIST
+//! files it fetched, and runs IMP, plain training or pruning at initialisation. Runs stream
+//! progress to a JS callback, yield to the event loop between batches, read the GPU only
+//! through async reads, can be cancelled, and resolve to the same report JSON as the CLI.
+//! Records live in a JS `Map` that the page owns, so finished rounds outlive the instance.
+#![cfg(target_arch = "wasm32")]
+
+mod backend;
+mod events;
+mod store;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use js_sys::{Function, Map, Promise};
+use lab_core::backend::BackendKind;
+use lab_core::burn::tensor::activation::softmax;
+use lab_core::burn::tensor::{Device, Tensor, TensorData};
+use lab_core::data::{Checksums, DatasetKind, Mnist};
+use lab_core::imp::{Control, ImpConfig, run_experiment};
+use lab_core::model::{Architecture, ConvNet, Mlp, ModelKind, init_model};
+use lab_core::pai::{PaiExperiment, PaiResult, run_pai};
+use lab_core::params::load_weights;
+use lab_core::plot;
+use lab_core::record::{ImpReport, RoundResult, with_defaults};
+use lab_core::train::{Pause, Prepared, standardise_pixel};
+use serde_json::{Value, json};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+pub use events::next_tick;
+use events::{JsObserver, Trained};
+use store::JsStore;
+
+#[wasm_bindgen(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+struct Backend {
+    kind: BackendKind,
+    device: Device,
+    note: String,
+}
+
+/// One lab per page: a backend, a data set, records, and at most one run at a time.
+#[wasm_bindgen]
+pub struct Lab {
+    backend: Rc<RefCell<Option<Rc<Backend>>>>,
+    data: Rc<RefCell<Option<Rc<Mnist>>>>,
+    store: JsStore,
+    cancel: Rc<Cell<bool>>,
+    running: Rc<Cell<bool>>,
+    trained: Rc<RefCell<Option<Trained>>>,
+    report: Rc<RefCell<Option<ImpReport>>>,
+}
+
+fn js_error(message: impl std::fmt::Display) -> JsValue {
+    js_sys::Error::new(&message.to_string()).into()
+}
+
+/// Reads a JS object (or JSON string) as a serde value.
+fn from_js<T: serde::de::DeserializeOwned>(value: &JsValue) -> Result<T, JsValue> {
+    let text = match value.as_string() {
+        Some(text) => text,
+        None => js_sys::JSON::stringify(value)
+            .map_err(|_| js_error("config is not JSON-serialisable"))?
+            .into(),
+    };
+    serde_json::from_str(&text).map_err(|e| js_error(format!("bad config: {e}")))
+}
+
+/// Marks a lab busy for the lifetime of a run, also when the run fails.
+struct Busy(Rc<Cell<bool>>);
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
+#[wasm_bindgen]
+impl Lab {
+    /// `records`: a `Map` the page keeps across runs (and module reloads); a new one if absent.
+    #[wasm_bindgen(constructor)]
+    pub fn new(records: Option<Map>) -> Lab {
+        Lab {
+            backend: Rc::default(),
+            data: Rc::default(),
+            store: JsStore::new(records.unwrap_or_default()),
+            cancel: Rc::default(),
+            running: Rc::default(),
+            trained: Rc::default(),
+            report: Rc::default(),
+        }
+    }
+
+    /// Chooses the backend: "auto" (WebGPU if the browser offers an adapter, else CPU),
+    /// "webgpu" (an error without it) or "cpu". Resolves to `{backend, note}`.
+    #[wasm_bindgen(js_name = initBackend)]
+    pub fn init_backend(&self, preference: String) -> Promise {
+        let slot = self.backend.clone();
+        future_to_promise(async move {
+            let chosen = backend::choose(&preference).await.map_err(js_error)?;
+            let answer = json!({ "backend": chosen.kind.name(), "note": chosen.note });
+            *slot.borrow_mut() = Some(Rc::new(Backend {
+                kind: chosen.kind,
+                device: chosen.device,
+                note: chosen.note,
+            }));
+            Ok(events::to_js(&answer))
+        })
+    }
+
+    /// The backend in use ("wgpu" or "ndarray"), or undefined before `initBackend`.
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> Option<String> {
+        self.backend
+            .borrow()
+            .as_ref()
+            .map(|b| b.kind.name().to_string())
+    }
+
+    #[wasm_bindgen(getter, js_name = backendNote)]
+    pub fn backend_note(&self) -> Option<String> {
+        self.backend.borrow().as_ref().map(|b| b.note.clone())
+    }
+
+    /// Loads MNIST (or Fashion-MNIST: `kind` "fashion-mnist") from the bytes of the four IDX
+    /// files, gzipped or raw, in the order train images, train labels, test images, test
+    /// labels. Checksums are verified. Returns the split sizes.
+    #[wasm_bindgen(js_name = loadDataset)]
+    pub fn load_dataset(
+        &self,
+        kind: &str,
+        train_images: Vec<u8>,
+        train_labels: Vec<u8>,
+        test_images: Vec<u8>,
+        test_labels: Vec<u8>,
+    ) -> Result<JsValue, JsValue> {
+        let kind: DatasetKind = serde_json::from_value(Value::String(kind.into()))
+            .map_err(|_| js_error(format!("unknown data set {kind:?}")))?;
+        let files = [train_images, train_labels, test_images, test_labels];
+        let data = Mnist::from_file_bytes(kind, files, Checksums::Verify).map_err(js_error)?;
+        let sizes = json!({
+            "dataset": kind.name(),
+            "train": data.train.len(),
+            "validation": data.validation.len(),
+            "test": data.test.len(),
+        });
+        *self.data.borrow_mut() = Some(Rc::new(data));
+        Ok(events::to_js(&sizes))
+    }
+
+    /// Asks the running experiment to stop after the current batch; its promise then
+    /// rejects with "cancelled" and finished rounds stay in the records.
+    pub fn cancel(&self) {
+        self.cancel.set(true);
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn running(&self) -> bool {
+        self.running.get()
+    }
+
+    /// Runs IMP (`ImpConfig` JSON, plus optional `controls: ["reinit", "random-prune"]`),
+    /// resuming from the records. `onEvent` receives `{type: "round-start" | "step" | "eval" |
+    /// "round", ...}`. Resolves to the report (the CLI's `report.json`).
+    #[wasm_bindgen(js_name = runImp)]
+    pub fn run_imp(&self, config: JsValue, on_event: Function) -> Result<Promise, JsValue> {
+        let mut settings: Value = from_js(&config)?;
+        let controls: Vec<Control> =
+            match settings.as_object_mut().and_then(|m| m.remove("controls")) {
+                Some(list) => {
+                    serde_json::from_value(list).map_err(|e| js_error(format!("controls: {e}")))?
+                }
+                None => Vec::new(),
+            };
+        let config = with_defaults(&ImpConfig::new(), settings)
+            .map_err(|e| js_error(format!("bad config: {e}")))?;
+        config.validate().map_err(js_error)?;
+        let (backend, data, busy) = self.begin()?;
+        let mut store = self.store.clone();
+        let mut observer = JsObserver::new(on_event, self.cancel.clone(), self.trained.clone());
+        let report_slot = self.report.clone();
+        Ok(future_to_promise(async move {
+            let _busy = busy;
+            *report_slot.borrow_mut() = None;
+            let mut keep = |report: &ImpReport| *report_slot.borrow_mut() = Some(report.clone());
+            let result = run_experiment(
+                &config,
+                &controls,
+                &data,
+                &backend.device,
+                backend.kind.name(),
+                &mut store,
+                &mut observer,
+                &mut keep,
+            )
+            .await;
+            match result {
+                Ok(report) => {
+                    keep(&report);
+                    Ok(events::to_js(
+                        &serde_json::to_value(&report).map_err(js_error)?,
+                    ))
+                }
+                Err(error) => {
+                    // Cancelled or failed in the ticket lineage: keep the rounds that finished.
+                    if report_slot.borrow().is_none() {
+                        keep(&ImpReport {
+                            run: config.run_name(),
+                            config: serde_json::to_value(&config).unwrap_or_default(),
+                            backend: backend.kind.name().into(),
+                            rounds: finished_rounds(&observer.finished, "ticket"),
+                            controls: Default::default(),
+                        });
+                    }
+                    Err(js_error(error))
+                }
+            }
+        }))
+    }
+
+    /// Runs one pruning-at-initialisation experiment (`PaiExperiment` JSON). Resolves to
+    /// its `PaiResult`.
+    #[wasm_bindgen(js_name = runPai)]
+    pub fn run_pai(&self, experiment: JsValue, on_event: Function) -> Result<Promise, JsValue> {
+        let experiment = with_defaults(&PaiExperiment::default(), from_js(&experiment)?)
+            .map_err(|e| js_error(format!("bad experiment: {e}")))?;
+        let (backend, data, busy) = self.begin()?;
+        let mut store = self.store.clone();
+        let mut observer = JsObserver::new(on_event, self.cancel.clone(), self.trained.clone());
+        observer.context = json!({ "score": experiment.pai.score.name(), "compression": experiment.pai.compression });
+        Ok(future_to_promise(async move {
+            let _busy = busy;
+            let data = data.limited(experiment.train_subset, experiment.eval_subset);
+            let prepared = Prepared::new(&data, &backend.device);
+            let result: PaiResult = if experiment.model.is_mlp() {
+                run_pai::<Mlp>(
+                    &experiment,
+                    &prepared,
+                    &backend.device,
+                    &mut store,
+                    &mut observer,
+                )
+                .await
+            } else {
+                run_pai::<ConvNet>(
+                    &experiment,
+                    &prepared,
+                    &backend.device,
+                    &mut store,
+                    &mut observer,
+                )
+                .await
+            }
+            .map_err(js_error)?;
+            Ok(events::to_js(
+                &serde_json::to_value(&result).map_err(js_error)?,
+            ))
+        }))
+    }
+
+    /// The report of the latest IMP run so far (finished rounds only), or undefined.
+    #[wasm_bindgen(js_name = currentReport)]
+    pub fn current_report(&self) -> JsValue {
+        match &*self.report.borrow() {
+            Some(report) => serde_json::to_value(report)
+                .map(|v| events::to_js(&v))
+                .unwrap_or(JsValue::NULL),
+            None => JsValue::UNDEFINED,
+        }
+    }
+
+    /// An SVG chart of a report: "accuracy" (test accuracy vs % weights remaining, the LTH
+    /// figure), "early-stop" (early-stop iteration vs % remaining) or "curves" (test
+    /// accuracy during training, one line per round).
+    #[wasm_bindgen(js_name = chartSvg)]
+    pub fn chart_svg(report: JsValue, which: &str) -> Result<String, JsValue> {
+        let report: ImpReport = from_js(&report)?;
+        let groups = report.groups();
+        let chart = match which {
+            "accuracy" => plot::accuracy_vs_remaining(&groups),
+            "early-stop" => plot::early_stop_vs_remaining(&groups),
+            "curves" => plot::training_curves(&report.curves()),
+            other => return Err(js_error(format!("unknown chart {other:?}"))),
+        };
+        Ok(plot::to_svg(&chart))
+    }
+
+    /// Round of the network that `classify` and the first-layer picture use, if any.
+    #[wasm_bindgen(getter, js_name = trainedRound)]
+    pub fn trained_round(&self) -> Option<usize> {
+        self.trained.borrow().as_ref().map(|t| t.round)
+    }
+
+    /// The first layer's surviving connections in the latest trained network: `{inputs,
+    /// units, counts}` (per input pixel, how many hidden units still see it), and `keep`,
+    /// units × inputs flags (1 = kept) for drawing each unit's 28×28 mask.
+    #[wasm_bindgen(js_name = firstLayer)]
+    pub fn first_layer(&self) -> JsValue {
+        let trained = self.trained.borrow();
+        let Some(trained) = trained.as_ref() else {
+            return JsValue::UNDEFINED;
+        };
+        let Some(picture) = trained.mask.input_connections() else {
+            return JsValue::UNDEFINED;
+        };
+        let layer = &trained.mask.layers[0];
+        // Transpose [inputs, units] to units × inputs, so each unit's mask is contiguous.
+        let mut keep = vec![0u8; picture.inputs * picture.units];
+        for (index, &kept) in layer.keep.iter().enumerate() {
+            let (input, unit) = (index / picture.units, index % picture.units);
+            keep[unit * picture.inputs + input] = u8::from(kept);
+        }
+        let object = events::to_js(&serde_json::to_value(&picture).unwrap_or(Value::Null));
+        let _ = js_sys::Reflect::set(
+            &object,
+            &"keep".into(),
+            &js_sys::Uint8Array::from(&keep[..]),
+        );
+        object
+    }
+
+    /// Class probabilities for a 28×28 image (row-major intensities in [0, 1], white on
+    /// black) from the latest trained ticket.
+    pub fn classify(&self, pixels: Vec<f32>) -> Result<Promise, JsValue> {
+        if pixels.len() != 784 {
+            return Err(js_error(format!(
+                "expected 784 pixels, got {}",
+                pixels.len()
+            )));
+        }
+        let trained = self
+            .trained
+            .borrow()
+            .clone()
+            .ok_or_else(|| js_error("no trained network yet: run an experiment first"))?;
+        let backend = self
+            .backend
+            .borrow()
+            .clone()
+            .ok_or_else(|| js_error("call initBackend first"))?;
+        let report = self.report.borrow().clone();
+        // The ticket's architecture: the model of the run that trained it.
+        let model_kind = report
+            .and_then(|r| serde_json::from_value::<ImpConfig>(r.config).ok())
+            .map_or(ModelKind::Lenet300, |c| c.model);
+        Ok(future_to_promise(async move {
+            let input: Vec<f32> = pixels.iter().map(|&p| standardise_pixel(p)).collect();
+            let input = Tensor::<2>::from_data(TensorData::new(input, [1, 784]), &backend.device);
+            let probabilities = if model_kind.is_mlp() {
+                forward::<Mlp>(model_kind, &trained, input, &backend.device)
+            } else {
+                forward::<ConvNet>(model_kind, &trained, input, &backend.device)
+            };
+            let values = probabilities
+                .into_data_async()
+                .await
+                .map_err(|e| js_error(format!("{e:?}")))?
+                .try_to_vec::<f32>()
+                .map_err(|e| js_error(format!("{e:?}")))?;
+            Ok(js_sys::Float32Array::from(&values[..]).into())
+        }))
+    }
+
+    /// Times `steps` LeNet-300-100 training steps (Adam, batch 60) on the current backend
+    /// after 5 warm-up steps; resolves to `{backend, steps, ms_per_step, samples_per_second}`.
+    pub fn benchmark(&self, steps: usize) -> Result<Promise, JsValue> {
+        let (backend, data, busy) = self.begin()?;
+        Ok(future_to_promise(async move {
+            let _busy = busy;
+            let mut pause = || -> Option<Pause<'static>> { Some(Box::pin(next_tick())) };
+            let timing = lab_core::bench::training_throughput_async(
+                &data,
+                &backend.device,
+                steps,
+                &mut pause,
+            )
+            .await;
+            Ok(events::to_js(&json!({
+                "backend": backend.kind.name(),
+                "steps": steps,
+                "ms_per_step": timing.ms_per_step,
+                "samples_per_second": timing.samples_per_second,
+                "first_step_ms": timing.first_step_ms,
+            })))
+        }))
+    }
+}
+
+impl Lab {
+    /// Checks that a run can start and marks the lab busy.
+    fn begin(&self) -> Result<(Rc<Backend>, Rc<Mnist>, Busy), JsValue> {
+        if self.running.get() {
+            return Err(js_error(
+                "an experiment is already running: cancel it or wait",
+            ));
+        }
+        let backend = self
+            .backend
+            .borrow()
+            .clone()
+            .ok_or_else(|| js_error("call initBackend first"))?;
+        let data = self
+            .data
+            .borrow()
+            .clone()
+            .ok_or_else(|| js_error("call loadDataset first"))?;
+        self.cancel.set(false);
+        self.running.set(true);
+        Ok((backend, data, Busy(self.running.clone())))
+    }
+}
+
+fn finished_rounds(finished: &[(String, RoundResult)], branch: &str) -> Vec<RoundResult> {
+    finished
+        .iter()
+        .filter(|(label, _)| label == branch)
+        .map(|(_, r)| r.clone())
+        .collect()
+}
+
+fn forward<M: Architecture>(
+    kind: ModelKind,
+    trained: &Trained,
+    input: Tensor<2>,
+    device: &Device,
+) -> Tensor<2> {
+    let model: M = load_weights(init_model(kind, 0, device), &trained.weights);
+    softmax(model.forward(input), 1)
+}

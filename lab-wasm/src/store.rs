@@ -1,0 +1,32 @@
+//! Experiment records in a JavaScript `Map` owned by the page.
+//!
+//! The page keeps the map, so finished rounds survive a crashed or reloaded wasm instance
+//! (a lost WebGPU device, say) and a rerun with the same config resumes after them, exactly
+//! as `lth imp` does with its records directory.
+
+use js_sys::{Map, Uint8Array};
+use lab_core::store::RunStore;
+use wasm_bindgen::JsCast;
+
+#[derive(Clone)]
+pub struct JsStore {
+    map: Map,
+}
+
+impl JsStore {
+    pub fn new(map: Map) -> Self {
+        Self { map }
+    }
+}
+
+impl RunStore for JsStore {
+    fn read(&self, key: &str) -> Option<Vec<u8>> {
+        let value = self.map.get(&key.into());
+        value.dyn_ref::<Uint8Array>().map(Uint8Array::to_vec)
+    }
+
+    fn write(&mut self, key: &str, bytes: &[u8]) -> Result<(), String> {
+        self.map.set(&key.into(), &Uint8Array::from(bytes).into());
+        Ok(())
+    }
+}

@@ -1,0 +1,102 @@
+// End to end: the www page in headless Chromium. Loads the page (real MNIST fetched from the
+// dev server), runs a short IMP experiment with a control on the CPU, and checks the report,
+// the chart, the sparsity table, the first-layer picture, cancel/resume and the digit pad.
+// A screenshot is kept in tests/browser/artifacts/.
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { launch, root, startServer } from './harness.mjs';
+
+const artifacts = path.join(root, 'tests/browser/artifacts');
+mkdirSync(artifacts, { recursive: true });
+const server = await startServer();
+const context = await launch();
+const page = context.pages()[0] ?? await context.newPage();
+const consoleLines = [];
+page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
+const started = Date.now();
+
+async function waitForState(states, timeout) {
+  await page.waitForFunction((s) => s.includes(document.body.dataset.state), states, { timeout });
+  return page.evaluate(() => document.body.dataset.state);
+}
+
+try {
+  // 1. With backend "auto" the page says which backend it uses.
+  await page.goto(server.url);
+  assert.equal(await waitForState(['ready', 'error'], 120_000), 'ready', await page.textContent('#status'));
+  const autoBackend = await page.textContent('#backend');
+  console.log(`auto backend: ${autoBackend}`);
+  assert.match(autoBackend, /WebGPU|CPU/);
+
+  // 2. A short experiment on the CPU.
+  await page.goto(`${server.url}?backend=cpu`);
+  assert.equal(await waitForState(['ready', 'error'], 120_000), 'ready', await page.textContent('#status'));
+  assert.match(await page.textContent('#status'), /55000 train \/ 5000 validation \/ 10000 test/);
+  await page.fill('input[name=rounds]', '3');
+  await page.fill('input[name=iterations]', '60');
+  await page.fill('input[name=eval]', '500');
+  await page.selectOption('select[name=control]', 'reinit');
+  await page.click('#run');
+  assert.equal(await waitForState(['done', 'error'], 300_000), 'done', await page.textContent('#status'));
+
+  const report = await page.evaluate(() => window.lth.report);
+  assert.equal(report.backend, 'ndarray');
+  assert.equal(report.rounds.length, 3);
+  assert.equal(report.controls.reinit.length, 3);
+  const hidden = report.rounds.map((r) => r.layers[0].remaining_weights);
+  assert.deepEqual(hidden, [235200, 188160, 150528], 'per-layer pruning, 20% per round');
+  for (const r of report.rounds) assert.ok(r.test_accuracy > 0.6, `round ${r.round}: ${r.test_accuracy}`);
+
+  // The chart is an SVG with one line per branch, and the table a row per round.
+  const chart = await page.evaluate(() => {
+    const svg = document.querySelector('#chart svg');
+    return svg && { paths: svg.querySelectorAll('polyline, path').length, text: svg.textContent };
+  });
+  assert.ok(chart, 'the accuracy chart was drawn');
+  assert.ok(chart.paths >= 2 && chart.text.includes('reinit'), JSON.stringify(chart).slice(0, 300));
+  assert.equal(await page.locator('#layers tbody tr').count(), 3);
+
+  // The first-layer picture: pixel connection counts, brighter in the centre than the corners.
+  const picture = await page.evaluate(() => {
+    const data = document.getElementById('connections').getContext('2d').getImageData(0, 0, 224, 224).data;
+    const at = (x, y) => data[4 * (y * 224 + x)];
+    return { centre: at(112, 112), corner: at(2, 2) };
+  });
+  assert.ok(picture.centre > picture.corner, JSON.stringify(picture));
+
+  // 3. Draw a "1" on the pad: the ticket answers with ten probabilities.
+  const pad = await page.locator('#pad').boundingBox();
+  await page.mouse.move(pad.x + 140, pad.y + 40);
+  await page.mouse.down();
+  for (let y = 40; y <= 240; y += 10) await page.mouse.move(pad.x + 140, pad.y + y);
+  await page.mouse.up();
+  await page.waitForFunction(() => document.querySelectorAll('#prediction li').length === 10, null, { timeout: 30_000 });
+  const best = await page.evaluate(() => [...document.querySelectorAll('#prediction li')].findIndex((li) => li.classList.contains('best')));
+  console.log(`drawn "1" classified as ${best}`);
+  await page.screenshot({ path: path.join(artifacts, 'page.png'), fullPage: true });
+
+  // 4. Cancel keeps finished rounds; Run again resumes after them.
+  await page.fill('input[name=rounds]', '4');
+  await page.selectOption('select[name=control]', 'none');
+  const eventsBefore = await page.evaluate(() => window.lth.events.length);
+  await page.click('#run');
+  await page.waitForFunction((n) => window.lth.events.slice(n).includes('step'), eventsBefore, { timeout: 60_000 });
+  await page.click('#cancel');
+  assert.equal(await waitForState(['cancelled', 'done', 'error'], 120_000), 'cancelled', await page.textContent('#status'));
+  await page.click('#run');
+  assert.equal(await waitForState(['done', 'error'], 300_000), 'done', await page.textContent('#status'));
+  const resumed = await page.evaluate(() => window.lth.report);
+  assert.equal(resumed.rounds.length, 4);
+  assert.deepEqual(resumed.rounds.slice(0, 3).map((r) => r.test_accuracy), report.rounds.map((r) => r.test_accuracy),
+    'rounds 0–2 are read back from the records, not retrained');
+  console.log(`page test passed in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+} catch (error) {
+  await page.screenshot({ path: path.join(artifacts, 'failure.png'), fullPage: true }).catch(() => {});
+  console.error(consoleLines.slice(-30).join('\n'));
+  throw error;
+} finally {
+  await context.close();
+  server.stop();
+}
