@@ -23,7 +23,9 @@ apt_install() {
 # `cargo install` only when the wanted version is not there yet (a few minutes each otherwise).
 cargo_tool() {
   local crate=$1 version=$2 binary=$3
-  if "$binary" --version 2>/dev/null | grep -q "$version"; then return 0; fi
+  if command -v "$binary" >/dev/null && cargo install --list | grep -q "^$crate v$version:"; then
+    return 0
+  fi
   echo "setup: cargo install $crate $version"
   local t0=$(date +%s)
   # --locked reproduces the tool's own lockfile; when the registry lacks a locked version

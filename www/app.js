@@ -178,10 +178,24 @@ async function runPai(settings) {
   return report;
 }
 
+// A Rust panic aborts the wasm instance inside a task of wasm-bindgen-futures, so the run's
+// promise never settles; the trap surfaces as an uncaught error. Race the run against it.
+let rejectOnTrap = null;
+for (const type of ['error', 'unhandledrejection']) {
+  window.addEventListener(type, (event) => {
+    const error = event.reason ?? event.error;
+    if (error instanceof WebAssembly.RuntimeError && rejectOnTrap) rejectOnTrap(error);
+  });
+}
+function trapped() {
+  return new Promise((_, reject) => { rejectOnTrap = reject; });
+}
+
 async function run(settings) {
   report = { run: '', config: settings.imp, backend: lab.backend, rounds: [], controls: {} };
   runsDone = 0;
-  const done = settings.strategy.startsWith('pai-') ? await runPai(settings) : await runImp(settings);
+  const work = settings.strategy.startsWith('pai-') ? runPai(settings) : runImp(settings);
+  const done = await Promise.race([work, trapped()]);
   report = done;
   showReport();
   return done;
