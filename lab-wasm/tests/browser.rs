@@ -190,10 +190,12 @@ async fn imp_rounds_prune_by_the_counting_rule_with_nested_masks_and_a_control()
     }
 
     // Events: rounds of both branches, progress, evaluations.
-    let events = events.borrow();
-    let count = |kind: &str| events.iter().filter(|e| e["type"] == kind).count();
-    assert_eq!(count("round"), 6);
-    assert!(count("step") >= 6 && count("eval") >= 6 * 3);
+    {
+        let events = events.borrow();
+        let count = |kind: &str| events.iter().filter(|e| e["type"] == kind).count();
+        assert_eq!(count("round"), 6);
+        assert!(count("step") >= 6 && count("eval") >= 6 * 3);
+    }
 
     // The first-layer picture counts, per pixel, the units that still see it.
     let picture = as_json(&lab.first_layer());
