@@ -339,11 +339,7 @@ impl Lab {
             .borrow()
             .clone()
             .ok_or_else(|| js_error("no trained network yet: run an experiment first"))?;
-        let backend = self
-            .backend
-            .borrow()
-            .clone()
-            .ok_or_else(|| js_error("call initBackend first"))?;
+        let backend = self.backend_in_use()?;
         let report = self.report.borrow().clone();
         // The ticket's architecture: the model of the run that trained it.
         let model_kind = report
@@ -393,6 +389,11 @@ impl Lab {
 }
 
 impl Lab {
+    fn backend_in_use(&self) -> Result<Rc<Backend>, JsValue> {
+        let backend = self.backend.borrow().clone();
+        backend.ok_or_else(|| js_error("call initBackend first"))
+    }
+
     /// Checks that a run can start and marks the lab busy.
     fn begin(&self) -> Result<(Rc<Backend>, Rc<Mnist>, Busy), JsValue> {
         if self.running.get() {
@@ -400,11 +401,7 @@ impl Lab {
                 "an experiment is already running: cancel it or wait",
             ));
         }
-        let backend = self
-            .backend
-            .borrow()
-            .clone()
-            .ok_or_else(|| js_error("call initBackend first"))?;
+        let backend = self.backend_in_use()?;
         let data = self
             .data
             .borrow()

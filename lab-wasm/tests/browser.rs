@@ -67,6 +67,16 @@ async fn await_promise(promise: Promise) -> Result<JsValue, String> {
     })
 }
 
+/// Runs IMP to the end, ignoring events.
+async fn run_quietly(lab: &Lab, config: &serde_json::Value) -> ImpReport {
+    let (on_event, _) = recorder();
+    let config = js_sys::JSON::parse(&config.to_string()).unwrap();
+    let report = await_promise(lab.run_imp(config, on_event).unwrap())
+        .await
+        .unwrap();
+    serde_json::from_value(as_json(&report)).unwrap()
+}
+
 fn short_imp(rounds: usize, iterations: usize) -> JsValue {
     let config = serde_json::json!({
         "rounds": rounds,
@@ -329,27 +339,12 @@ async fn webgpu_trains_a_few_steps_and_agrees_with_the_cpu_on_theta0() {
         "train_subset": 240,
         "eval_subset": 100,
     });
-    let (on_event, _) = recorder();
-    let report = await_promise(
-        lab.run_imp(js_sys::JSON::parse(&config.to_string()).unwrap(), on_event)
-            .unwrap(),
-    )
-    .await
-    .unwrap();
-    let report: ImpReport = serde_json::from_value(as_json(&report)).unwrap();
+    let report = run_quietly(&lab, &config).await;
     assert_eq!(report.backend, "wgpu");
     assert_eq!(report.rounds.len(), 2);
     assert_eq!(report.rounds[1].layers[0].remaining_weights, 188_160);
     // θ0's accuracy (iteration 0) is backend-independent: the same seeded init on both.
-    let cpu = cpu_lab(None).await;
-    let (on_event, _) = recorder();
-    let cpu_report = await_promise(
-        cpu.run_imp(js_sys::JSON::parse(&config.to_string()).unwrap(), on_event)
-            .unwrap(),
-    )
-    .await
-    .unwrap();
-    let cpu_report: ImpReport = serde_json::from_value(as_json(&cpu_report)).unwrap();
+    let cpu_report = run_quietly(&cpu_lab(None).await, &config).await;
     let at_init = |r: &ImpReport| r.rounds[0].curve[0].test_accuracy;
     assert!(
         (at_init(&report) - at_init(&cpu_report)).abs() < 0.011,
