@@ -91,6 +91,17 @@ try {
   assert.equal(resumed.rounds.length, 4);
   assert.deepEqual(resumed.rounds.slice(0, 3).map((r) => r.test_accuracy), report.rounds.map((r) => r.test_accuracy),
     'rounds 0–2 are read back from the records, not retrained');
+
+  // 5. Pruning at initialisation: SynFlow at each round's density (1, 0.8), then trained.
+  await page.selectOption('select[name=strategy]', 'pai-synflow');
+  await page.fill('input[name=rounds]', '2');
+  await page.fill('input[name=iterations]', '30');
+  await page.click('#run');
+  assert.equal(await waitForState(['done', 'error'], 300_000), 'done', await page.textContent('#status'));
+  const pai = await page.evaluate(() => window.lth.report);
+  assert.equal(pai.rounds.length, 2);
+  assert.ok(Math.abs(pai.rounds[1].weights_remaining - 0.8) < 0.001, `${pai.rounds[1].weights_remaining}`);
+  assert.ok(pai.rounds.every((r) => r.test_accuracy > 0.5), JSON.stringify(pai.rounds.map((r) => r.test_accuracy)));
   console.log(`page test passed in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 } catch (error) {
   await page.screenshot({ path: path.join(artifacts, 'failure.png'), fullPage: true }).catch(() => {});
