@@ -3,9 +3,13 @@
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lth-lab/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # Mesa's lavapipe (software Vulkan) for the wgpu backend where no GPU driver is present.
-if [ -z "${VK_ICD_FILENAMES:-}${VK_DRIVER_FILES:-}" ] && ! ls /usr/share/vulkan/icd.d/nvidia* >/dev/null 2>&1; then
-  lvp=$(ls /usr/share/vulkan/icd.d/lvp_icd.*.json 2>/dev/null | head -n 1)
-  [ -n "$lvp" ] && export VK_DRIVER_FILES="$lvp"
+# Written to survive `set -euo pipefail` in the caller on a machine that has neither yet
+# (a fresh CI machine sources this before setup.sh installs Mesa; test.sh sources it again).
+if [ -z "${VK_ICD_FILENAMES:-}${VK_DRIVER_FILES:-}" ] && ! compgen -G '/usr/share/vulkan/icd.d/nvidia*' >/dev/null; then
+  for lvp in /usr/share/vulkan/icd.d/lvp_icd.*.json; do
+    if [ -e "$lvp" ]; then export VK_DRIVER_FILES="$lvp"; fi
+    break
+  done
 fi
 # wgpu's Vulkan loader warns without a runtime dir (headless machines, CI).
 if [ -z "${XDG_RUNTIME_DIR:-}" ]; then

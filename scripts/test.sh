@@ -16,6 +16,7 @@ lap() { echo "scripts/test.sh: $1 after $(( $(date +%s) - start ))s"; }
 
 if [ "$part" = all ] || [ "$part" = native ]; then
   scripts/setup.sh core
+  source scripts/env.sh # again: setup may just have installed the software Vulkan driver
   cargo fmt --all -- --check
   cargo clippy --release --workspace --all-targets --features "$features" -- -D warnings
   cargo build --release --workspace --features "$features"
