@@ -7,3 +7,5 @@ scripts/build-www.sh
 cd tests/browser
 npm ci --no-audit --no-fund --loglevel=error
 node bench.mjs "$@"
+# The page's default experiment, timed end to end on the CPU path.
+node defaults.mjs cpu

@@ -1,5 +1,7 @@
 # Sourced by the other scripts: one build cache outside the checkout, shared by every clone
 # on this machine (CI runs on a fresh clone but usually on a machine that already built).
+# Cargo tells fresh from stale by file times, so two checkouts edited side by side on one
+# machine should each set their own CARGO_TARGET_DIR (a fresh clone is always newer: safe).
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lth-lab/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # Mesa's lavapipe (software Vulkan) for the wgpu backend where no GPU driver is present.

@@ -12,6 +12,7 @@ let wasm = null;      // the lab-wasm module
 let lab = null;       // its Lab
 let mnistBytes = null;
 let report = null;    // the report shown (ImpReport shape)
+let paiResults = null; // a PaI strategy's results, `lth pai`'s report.json (null for IMP)
 let moduleGeneration = 0;
 window.lth = { records, get lab() { return lab; }, get report() { return report; }, events: [] };
 
@@ -20,10 +21,13 @@ function status(text, isError = false) {
   $('status').classList.toggle('error', isError);
 }
 
+// The URL of the module instance in use: a trap's stack names the glue file it came through,
+// so a late trap of an abandoned instance can be told from one of the current instance.
+let moduleUrl = null;
 async function loadModule() {
   // A new query string gives a fresh module instance (after a trap, the old one is dead).
-  const suffix = moduleGeneration++ ? `?instance=${moduleGeneration}` : '';
-  const module = await import(`./pkg/lab_wasm.js${suffix}`);
+  moduleUrl = new URL(`pkg/lab_wasm.js?instance=${++moduleGeneration}`, document.baseURI).href;
+  const module = await import(moduleUrl);
   await module.default();
   return module;
 }
@@ -37,13 +41,19 @@ async function fetchMnist() {
   }));
 }
 
-async function startLab(preference) {
-  wasm = await loadModule();
-  lab = new wasm.Lab(records);
+// A fresh module instance only when the old one died; a plain backend switch keeps the
+// instance and its decoded data set and only picks the new backend.
+async function startLab(preference, { fresh = false } = {}) {
+  let sizes = null;
+  if (fresh || !lab) {
+    wasm = await loadModule();
+    lab = new wasm.Lab(records);
+    sizes = lab.loadDataset('mnist', ...mnistBytes);
+  }
   const chosen = await lab.initBackend(preference);
   $('backend').textContent = chosen.note;
   document.body.dataset.backend = chosen.backend;
-  const sizes = lab.loadDataset('mnist', ...mnistBytes);
+  document.body.dataset.preference = preference;
   return sizes;
 }
 
@@ -78,6 +88,7 @@ let runsDone = 0;
 let runsTotal = 1;
 function onEvent(event) {
   window.lth.events.push(event.type);
+  window.lth.onEvent?.(event); // a hook for scripts that drive the page (the page test)
   if (event.type === 'round-start') {
     $('progress-text').textContent =
       `${event.branch}: round ${event.round}, ${(100 * event.weights_remaining).toFixed(1)}% of weights`;
@@ -111,9 +122,12 @@ function showReport() {
       r.early_stop_iteration, ...r.layers.map((l) => (100 * l.remaining).toFixed(1) + '%')];
     for (const c of cells) row.insertCell().textContent = c;
   }
-  $('report').textContent = JSON.stringify(report, null, 1).slice(0, 20000);
-  const blob = new Blob([JSON.stringify(report, null, 2)], { type: 'application/json' });
+  // The download has the CLI's format: `lth imp`'s report, or `lth pai`'s list of results.
+  const saved = paiResults ?? report;
+  $('report').textContent = JSON.stringify(saved, null, 1).slice(0, 20000);
+  const blob = new Blob([JSON.stringify(saved, null, 2)], { type: 'application/json' });
   $('download').href = URL.createObjectURL(blob);
+  $('download-format').textContent = paiResults ? 'lth pai' : 'lth imp';
   drawFirstLayer();
 }
 
@@ -164,6 +178,7 @@ async function runPai(settings) {
   // One pruning-at-init experiment per IMP-like density (0.8^k), so the chart compares.
   const score = settings.strategy.replace('pai-', '');
   runsTotal = settings.imp.rounds;
+  paiResults = [];
   for (let k = 0; k < settings.imp.rounds; k++) {
     const density = Math.pow(0.8, k);
     const result = await lab.runPai({
@@ -172,30 +187,55 @@ async function runPai(settings) {
       train: settings.imp.train,
       eval_subset: settings.imp.eval_subset,
     }, onEvent);
+    paiResults.push(result);
     const training = result.training ?? { ...report.rounds[0], test_accuracy: 0.1, curve: [] };
     onEvent({ type: 'round', branch: 'ticket', result: { ...training, round: k, weights_remaining: result.weights_remaining, layers: result.layers } });
   }
   return report;
 }
 
-// A Rust panic aborts the wasm instance inside a task of wasm-bindgen-futures, so the run's
-// promise never settles; the trap surfaces as an uncaught error. Race the run against it.
+// Two ways a GPU run dies without its promise settling: a Rust panic aborts the wasm
+// instance inside a task of wasm-bindgen-futures (the trap surfaces as an uncaught
+// RuntimeError), or the WebGPU device is lost (driver reset, GPU process crash, tab in the
+// background on some systems) and reads wait forever. The run is raced against both.
+class DeviceLost extends Error {}
 let rejectOnTrap = null;
+let rejectOnDeviceLost = null;
 for (const type of ['error', 'unhandledrejection']) {
   window.addEventListener(type, (event) => {
     const error = event.reason ?? event.error;
-    if (error instanceof WebAssembly.RuntimeError && rejectOnTrap) rejectOnTrap(error);
+    if (!(error instanceof WebAssembly.RuntimeError) || !rejectOnTrap) return;
+    const stack = String(error.stack ?? '');
+    const fromOldInstance = stack.includes('lab_wasm.js?instance=') && !stack.includes(moduleUrl);
+    if (!fromOldInstance) rejectOnTrap(error);
   });
 }
-function trapped() {
-  return new Promise((_, reject) => { rejectOnTrap = reject; });
+// burn-wgpu asks navigator.gpu for its device; wrapping requestDevice lets the page watch the
+// device's `lost` promise (and lets the page test destroy it).
+if (globalThis.GPUAdapter) {
+  const requestDevice = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await requestDevice.apply(this, args);
+    window.lth.gpuDevice = device;
+    device.lost.then((info) => {
+      if (window.lth.gpuDevice !== device) return;
+      window.lth.events.push('device-lost');
+      rejectOnDeviceLost?.(new DeviceLost(`the WebGPU device was lost (${info.reason}: ${info.message || 'no message'})`));
+    });
+    return device;
+  };
+}
+function died() {
+  return new Promise((_, reject) => { rejectOnTrap = reject; rejectOnDeviceLost = reject; });
 }
 
 async function run(settings) {
   report = { run: '', config: settings.imp, backend: lab.backend, rounds: [], controls: {} };
+  paiResults = null;
   runsDone = 0;
   const work = settings.strategy.startsWith('pai-') ? runPai(settings) : runImp(settings);
-  const done = await Promise.race([work, trapped()]);
+  // A late trap of an abandoned instance must not reach a later run: each run owns its race.
+  const done = await Promise.race([work, died()]);
   report = done;
   showReport();
   return done;
@@ -209,23 +249,27 @@ $('experiment').addEventListener('submit', async (e) => {
   document.body.dataset.state = 'running';
   const started = performance.now();
   try {
-    if (settings.backend !== document.body.dataset.preference) {
-      document.body.dataset.preference = settings.backend;
-      await startLab(settings.backend);
-    }
+    if (settings.backend !== document.body.dataset.preference) await startLab(settings.backend);
     status(`Running on ${lab.backendNote}…`);
     try {
       await run(settings);
     } catch (error) {
-      // A trap (RuntimeError) kills the instance: resume from the records on the CPU.
-      if (!(error instanceof WebAssembly.RuntimeError) || lab.backend === 'ndarray') throw error;
+      // A GPU run that failed for any reason but Cancel (a trap, a lost device, or an error
+      // such as a failed buffer map after the device went away) resumes from the records on
+      // the CPU; an error that is not the GPU's recurs there and is reported.
+      const cancelled = String(error?.message ?? error).includes('cancel');
+      if (cancelled || lab.backend === 'ndarray') throw error;
+      rejectOnTrap = rejectOnDeviceLost = null;
+      try { lab.cancel(); } catch { /* a trapped instance cannot be called */ } // if it wakes, it stops
+      window.lth.events.push('fallback-to-cpu');
       status(`The GPU run failed (${error.message}); resuming on the CPU from the finished rounds…`, true);
-      document.body.dataset.preference = 'cpu';
-      await startLab('cpu');
+      $('experiment').elements.backend.value = 'cpu';
+      await startLab('cpu', { fresh: true });
+      $('backend').textContent = 'CPU (burn-ndarray), after the WebGPU run failed';
       await run(settings);
     }
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
-    status(`Done in ${seconds} s on ${lab.backendNote}. Draw a digit to test the ticket.`);
+    status(`Done in ${seconds} s on ${$('backend').textContent}. Draw a digit to test the ticket.`);
     document.body.dataset.state = 'done';
   } catch (error) {
     const cancelled = String(error.message ?? error).includes('cancel');
@@ -309,7 +353,6 @@ async function classifyPad() {
     status('Starting…');
     const preference = new URLSearchParams(location.search).get('backend') ?? 'auto';
     $('experiment').elements.backend.value = preference;
-    document.body.dataset.preference = preference;
     const sizes = await startLab(preference);
     status(`Ready: MNIST ${sizes.train} train / ${sizes.validation} validation / ${sizes.test} test images, on ${lab.backendNote}.`);
     $('run').disabled = false;

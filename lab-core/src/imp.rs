@@ -162,10 +162,13 @@ pub enum ImpError {
 pub trait ImpObserver: Observer {
     fn on_round_start(&mut self, _round: usize, _weights_remaining: f64, _label: &str) {}
     fn on_round(&mut self, _result: &RoundResult, _label: &str) {}
-    /// The trained weights of a round of the main lineage (already on the host), for
-    /// callers that use the network afterwards, such as the browser's digit classifier.
+    /// The trained weights of a round of the main lineage, or of a pruned-at-init network
+    /// (round 0), already on the host: for callers that use the network afterwards, such as
+    /// the browser's digit classifier.
     fn on_trained(&mut self, _round: usize, _mask: &Mask, _weights: &Weights) {}
 }
+
+impl ImpObserver for crate::train::Silent {}
 
 /// Paths of the records of one run.
 pub struct RunKeys {

@@ -496,7 +496,7 @@ pub async fn run_pai<M: crate::model::Architecture>(
     data: &crate::train::Prepared,
     device: &Device,
     store: &mut dyn crate::store::RunStore,
-    observer: &mut dyn crate::train::Observer,
+    observer: &mut dyn crate::imp::ImpObserver,
 ) -> Result<PaiResult, String> {
     experiment.pai.validate()?;
     experiment.train.validate()?;
@@ -524,6 +524,8 @@ pub async fn run_pai<M: crate::model::Architecture>(
             crate::train::train(model, Some(&mask), data, &experiment.train, None, observer)
                 .await
                 .map_err(|e| e.to_string())?;
+        let trained = crate::params::read_weights(&outcome.model).await;
+        observer.on_trained(0, &mask, &trained);
         Some(crate::record::RoundResult::from_training(
             0,
             &mask,

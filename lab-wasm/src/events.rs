@@ -6,6 +6,7 @@ use std::rc::Rc;
 use js_sys::{Function, Promise};
 use lab_core::imp::ImpObserver;
 use lab_core::mask::Mask;
+use lab_core::model::ModelKind;
 use lab_core::params::Weights;
 use lab_core::record::RoundResult;
 use lab_core::train::{EvalPoint, Observer, Pause};
@@ -37,6 +38,7 @@ pub fn to_js(value: &Value) -> JsValue {
 #[derive(Clone)]
 pub struct Trained {
     pub round: usize,
+    pub model: ModelKind,
     pub mask: Mask,
     pub weights: Weights,
 }
@@ -53,6 +55,8 @@ pub struct JsObserver {
     pub finished: Vec<(String, RoundResult)>,
     /// Label prefixed to events (the PaI score, say).
     pub context: Value,
+    /// The architecture being trained, kept with the trained network.
+    pub model: ModelKind,
 }
 
 const FRAME: Duration = Duration::from_millis(16);
@@ -72,6 +76,7 @@ impl JsObserver {
             trained,
             finished: Vec::new(),
             context: Value::Null,
+            model: ModelKind::Lenet300,
         }
     }
 
@@ -133,6 +138,7 @@ impl ImpObserver for JsObserver {
     fn on_trained(&mut self, round: usize, mask: &Mask, weights: &Weights) {
         *self.trained.borrow_mut() = Some(Trained {
             round,
+            model: self.model,
             mask: mask.clone(),
             weights: weights.clone(),
         });

@@ -184,6 +184,7 @@ impl Lab {
         let (backend, data, busy) = self.begin()?;
         let mut store = self.store.clone();
         let mut observer = JsObserver::new(on_event, self.cancel.clone(), self.trained.clone());
+        observer.model = config.model;
         let report_slot = self.report.clone();
         Ok(future_to_promise(async move {
             let _busy = busy;
@@ -224,6 +225,25 @@ impl Lab {
         }))
     }
 
+    /// Trains the dense network once: an IMP run of one round (the same `ImpConfig` JSON;
+    /// `rounds` and `controls` are ignored), so its record is IMP's round 0 and a later IMP
+    /// run with the same settings starts from it. Resolves to the round's result (curve,
+    /// early-stop iteration, accuracies), and `classify` then uses the trained network.
+    pub fn train(&self, config: JsValue, on_event: Function) -> Result<Promise, JsValue> {
+        let mut settings: Value = from_js(&config)?;
+        let object = settings
+            .as_object_mut()
+            .ok_or_else(|| js_error("bad config: expected an object"))?;
+        object.insert("rounds".into(), 1.into());
+        object.remove("controls");
+        let run = self.run_imp(events::to_js(&settings), on_event)?;
+        Ok(future_to_promise(async move {
+            let report = wasm_bindgen_futures::JsFuture::from(run).await?;
+            let rounds = js_sys::Reflect::get(&report, &"rounds".into())?;
+            js_sys::Reflect::get_u32(&rounds, 0)
+        }))
+    }
+
     /// Runs one pruning-at-initialisation experiment (`PaiExperiment` JSON). Resolves to
     /// its `PaiResult`.
     #[wasm_bindgen(js_name = runPai)]
@@ -234,6 +254,7 @@ impl Lab {
         let mut store = self.store.clone();
         let mut observer = JsObserver::new(on_event, self.cancel.clone(), self.trained.clone());
         observer.context = json!({ "score": experiment.pai.score.name(), "compression": experiment.pai.compression });
+        observer.model = experiment.model;
         Ok(future_to_promise(async move {
             let _busy = busy;
             let data = data.limited(experiment.train_subset, experiment.eval_subset);
@@ -340,11 +361,7 @@ impl Lab {
             .clone()
             .ok_or_else(|| js_error("no trained network yet: run an experiment first"))?;
         let backend = self.backend_in_use()?;
-        let report = self.report.borrow().clone();
-        // The ticket's architecture: the model of the run that trained it.
-        let model_kind = report
-            .and_then(|r| serde_json::from_value::<ImpConfig>(r.config).ok())
-            .map_or(ModelKind::Lenet300, |c| c.model);
+        let model_kind = trained.model;
         Ok(future_to_promise(async move {
             let input: Vec<f32> = pixels.iter().map(|&p| standardise_pixel(p)).collect();
             let input = Tensor::<2>::from_data(TensorData::new(input, [1, 784]), &backend.device);
@@ -364,12 +381,18 @@ impl Lab {
     }
 
     /// Times `steps` LeNet-300-100 training steps (Adam, batch 60) on the current backend
-    /// after 5 warm-up steps; resolves to `{backend, steps, ms_per_step, samples_per_second}`.
+    /// after 20 warm-up steps; resolves to `{backend, steps, ms_per_step, samples_per_second}`.
     pub fn benchmark(&self, steps: usize) -> Result<Promise, JsValue> {
         let (backend, data, busy) = self.begin()?;
         Ok(future_to_promise(async move {
             let _busy = busy;
-            let mut pause = || -> Option<Pause<'static>> { Some(Box::pin(next_tick())) };
+            // On the CPU nothing runs while the page has the event loop, so yielding time is
+            // subtracted; a GPU keeps working meanwhile, so there the loop does not yield
+            // (as TensorFlow.js's training loop does not) and the clock runs throughout.
+            let on_gpu = backend.kind == BackendKind::Wgpu;
+            let mut pause = || -> Option<Pause<'static>> {
+                (!on_gpu).then(|| Box::pin(next_tick()) as Pause<'static>)
+            };
             let timing = lab_core::bench::training_throughput_async(
                 &data,
                 &backend.device,

@@ -305,6 +305,42 @@ async fn a_cancelled_run_keeps_finished_rounds_and_a_rerun_resumes_after_them() 
 }
 
 #[wasm_bindgen_test]
+async fn dense_training_is_round_zero_and_arms_the_classifier() {
+    let records = Map::new();
+    let lab = cpu_lab(Some(records.clone())).await;
+    assert_eq!(lab.trained_round(), None);
+    let (on_event, events) = recorder();
+    let result = await_promise(lab.train(short_imp(5, 40), on_event).unwrap())
+        .await
+        .unwrap();
+    let result = as_json(&result);
+    assert_eq!(result["round"], 0);
+    assert_eq!(result["weights_remaining"], 1.0, "training does not prune");
+    let accuracy = result["test_accuracy"].as_f64().unwrap();
+    assert!(
+        accuracy > 0.5,
+        "40 Adam steps reach well above chance: {accuracy}"
+    );
+    assert!(events.borrow().iter().any(|e| e["type"] == "step"));
+    // One round only, although the config asked for five: no mask for round 1 was used.
+    let rounds = events
+        .borrow()
+        .iter()
+        .filter(|e| e["type"] == "round")
+        .count();
+    assert_eq!(rounds, 1);
+
+    assert_eq!(lab.trained_round(), Some(0));
+    let probabilities = await_promise(lab.classify(vec![0.0; 784]).unwrap())
+        .await
+        .unwrap();
+    let probabilities = js_sys::Float32Array::new(&probabilities).to_vec();
+    assert_eq!(probabilities.len(), 10);
+    let total: f32 = probabilities.iter().sum();
+    assert!((total - 1.0).abs() < 1e-4, "softmax sums to 1: {total}");
+}
+
+#[wasm_bindgen_test]
 async fn impossible_configs_are_refused_before_running() {
     let lab = cpu_lab(None).await;
     let (on_event, _) = recorder();

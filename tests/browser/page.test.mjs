@@ -1,6 +1,7 @@
 // End to end: the www page in headless Chromium. Loads the page (real MNIST fetched from the
 // dev server), runs a short IMP experiment with a control on the CPU, and checks the report,
-// the chart, the sparsity table, the first-layer picture, cancel/resume and the digit pad.
+// the chart, the sparsity table, the first-layer picture, cancel/resume, the digit pad, and
+// (where the browser has WebGPU) the fallback to the CPU when the GPU device is lost.
 // A screenshot is kept in tests/browser/artifacts/.
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -29,6 +30,9 @@ try {
   const autoBackend = await page.textContent('#backend');
   console.log(`auto backend: ${autoBackend}`);
   assert.match(autoBackend, /WebGPU|CPU/);
+  if (process.env.LTH_REQUIRE_WEBGPU) {
+    assert.equal(await page.evaluate(() => document.body.dataset.backend), 'wgpu', autoBackend);
+  }
 
   // 2. A short experiment on the CPU.
   await page.goto(`${server.url}?backend=cpu`);
@@ -80,10 +84,16 @@ try {
   // 4. Cancel keeps finished rounds; Run again resumes after them.
   await page.fill('input[name=rounds]', '4');
   await page.selectOption('select[name=control]', 'none');
-  const eventsBefore = await page.evaluate(() => window.lth.events.length);
+  // Cancel from inside the first step event of the new round: round 3 takes well under a
+  // second, so a click from outside could arrive after it finished.
+  await page.evaluate(() => {
+    window.lth.onEvent = (event) => {
+      if (event.type !== 'step') return;
+      window.lth.onEvent = null;
+      document.getElementById('cancel').click();
+    };
+  });
   await page.click('#run');
-  await page.waitForFunction((n) => window.lth.events.slice(n).includes('step'), eventsBefore, { timeout: 60_000 });
-  await page.click('#cancel');
   assert.equal(await waitForState(['cancelled', 'done', 'error'], 120_000), 'cancelled', await page.textContent('#status'));
   await page.click('#run');
   assert.equal(await waitForState(['done', 'error'], 300_000), 'done', await page.textContent('#status'));
@@ -102,6 +112,39 @@ try {
   assert.equal(pai.rounds.length, 2);
   assert.ok(Math.abs(pai.rounds[1].weights_remaining - 0.8) < 0.001, `${pai.rounds[1].weights_remaining}`);
   assert.ok(pai.rounds.every((r) => r.test_accuracy > 0.5), JSON.stringify(pai.rounds.map((r) => r.test_accuracy)));
+  // Its report.json is `lth pai`'s: the list of PaI results.
+  const saved = JSON.parse(await page.evaluate(async () => (await fetch(document.getElementById('download').href)).text()));
+  assert.deepEqual(saved.map((r) => [r.score, r.weights_remaining]), pai.rounds.map((r) => ['synflow', r.weights_remaining]));
+  // The picture and the digit pad now use the last SynFlow network, not the IMP ticket.
+  const paiPicture = await page.evaluate(() => window.lth.lab.firstLayer().counts.reduce((a, b) => a + b, 0));
+  assert.equal(paiPicture, pai.rounds[1].layers[0].remaining_weights);
+
+  // 6. WebGPU device lost mid-run: the page resumes on the CPU from the finished rounds.
+  await page.goto(`${server.url}?backend=auto`);
+  assert.equal(await waitForState(['ready', 'error'], 120_000), 'ready', await page.textContent('#status'));
+  if (await page.evaluate(() => document.body.dataset.backend) !== 'wgpu') {
+    assert.ok(!process.env.LTH_REQUIRE_WEBGPU, 'LTH_REQUIRE_WEBGPU is set but the page fell back to the CPU');
+    console.log('no WebGPU in this browser: device-loss fallback not exercised');
+  } else {
+    await page.fill('input[name=rounds]', '2');
+    await page.fill('input[name=iterations]', '10');
+    await page.fill('input[name=eval]', '100');
+    await page.selectOption('select[name=control]', 'none');
+    await page.click('#run');
+    // Round 0 finishes on the GPU; then the device goes away during round 1.
+    await page.waitForFunction(() => window.lth.events.includes('round'), null, { timeout: 180_000 });
+    const gpuRound = await page.evaluate(() => window.lth.report.rounds[0]);
+    await page.evaluate(() => window.lth.gpuDevice.destroy());
+    assert.equal(await waitForState(['done', 'error'], 180_000), 'done', await page.textContent('#status'));
+    const events = await page.evaluate(() => window.lth.events);
+    assert.ok(events.includes('device-lost') && events.includes('fallback-to-cpu'), events.join(','));
+    assert.equal(await page.evaluate(() => document.body.dataset.backend), 'ndarray');
+    const fallback = await page.evaluate(() => window.lth.report);
+    assert.equal(fallback.rounds.length, 2);
+    assert.equal(fallback.rounds[0].test_accuracy, gpuRound.test_accuracy, 'round 0 kept from the GPU run');
+    assert.equal(fallback.rounds[1].layers[0].remaining_weights, 188160);
+    console.log(`device lost after round 0 on WebGPU; resumed on the CPU: ${await page.textContent('#status')}`);
+  }
   console.log(`page test passed in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 } catch (error) {
   await page.screenshot({ path: path.join(artifacts, 'failure.png'), fullPage: true }).catch(() => {});

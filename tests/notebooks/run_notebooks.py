@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Executes every notebook in notebooks/ with the evcxr kernel (nbclient), top to bottom.
 
-Fails on any error output, and unless each notebook shows at least the number of inline SVG
-charts its metadata (`lth.expected_svg_outputs`) promises. Executed copies and per-cell
+Fails on any error output, and unless every cell whose metadata promises a rich output
+(`lth.expected_output`: image/svg+xml for a chart, text/html for a table) shows one; every
+notebook must promise at least one chart. Executed copies and per-cell
 timings go to the output directory (default: target-independent $LTH_NOTEBOOK_OUT or
 notebooks/executed/, which git ignores); the committed notebooks stay without outputs.
 
@@ -26,6 +27,23 @@ def svg_outputs(notebook):
     return sum(1 for cell in notebook.cells if cell.cell_type == "code"
                for output in cell.get("outputs", [])
                if "image/svg+xml" in output.get("data", {}))
+
+
+def expected_outputs(notebook):
+    """(cell index, cell id, MIME type) for each cell whose metadata `lth.expected_output`
+    promises a rich output: a chart (image/svg+xml) or a table (text/html)."""
+    return [(i, cell.get("id"), cell.metadata["lth"]["expected_output"])
+            for i, cell in enumerate(notebook.cells)
+            if cell.cell_type == "code" and "expected_output" in cell.metadata.get("lth", {})]
+
+
+def missing_outputs(notebook, expected):
+    missing = []
+    for index, cell_id, mime in expected:
+        shown = [m for output in notebook.cells[index].get("outputs", []) for m in output.get("data", {})]
+        if mime not in shown:
+            missing.append(f"cell {index} ({cell_id}): no {mime} output (got {shown or 'none'})")
+    return missing
 
 
 def error_outputs(notebook):
@@ -58,7 +76,11 @@ def main():
             failures.append(path.name)
             print(f"{path.name}: committed with outputs in cells {stored}; clear them", flush=True)
             continue
-        expected = notebook.metadata.get("lth", {}).get("expected_svg_outputs", 1)
+        expected = expected_outputs(notebook)
+        if not any(mime == "image/svg+xml" for _, _, mime in expected):
+            failures.append(path.name)
+            print(f"{path.name}: no cell promises a chart (metadata lth.expected_output)", flush=True)
+            continue
         client = NotebookClient(notebook, timeout=args.timeout, kernel_name="rust",
                                 resources={"metadata": {"path": str(path.parent)}})
         started = time.time()
@@ -80,8 +102,7 @@ def main():
         nbformat.write(notebook, out / path.name)
         problems = ([error] if error else []) + error_outputs(notebook)
         charts = svg_outputs(notebook)
-        if charts < expected:
-            problems.append(f"{charts} inline SVG charts, expected {expected}")
+        problems += missing_outputs(notebook, expected)
         timings[path.name] = {"seconds": round(seconds, 1), "cells": cell_times, "svg_charts": charts}
         verdict = "ok" if not problems else "FAILED"
         print(f"{path.name}: {verdict} in {seconds:.0f}s, {charts} SVG charts, cell times {cell_times}", flush=True)
