@@ -67,7 +67,14 @@ def main():
             if os.environ.get("LTH_SERVE_LOG"):
                 super().log_message(*a)
 
-    server = http.server.ThreadingHTTPServer((args.bind, args.port), Handler)
+    class Server(http.server.ThreadingHTTPServer):
+        def handle_error(self, request, client_address):
+            # A browser that navigates away mid-download resets the connection: not an error.
+            if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+                return
+            super().handle_error(request, client_address)
+
+    server = Server((args.bind, args.port), Handler)
     print(f"LTH Lab: http://{args.bind}:{server.server_address[1]}/  (MNIST from {datasets['mnist']})", flush=True)
     try:
         server.serve_forever()
