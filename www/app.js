@@ -198,16 +198,15 @@ async function runPai(settings) {
 // instance inside a task of wasm-bindgen-futures (the trap surfaces as an uncaught
 // RuntimeError), or the WebGPU device is lost (driver reset, GPU process crash, tab in the
 // background on some systems) and reads wait forever. The run is raced against both.
-class DeviceLost extends Error {}
-let rejectOnTrap = null;
-let rejectOnDeviceLost = null;
+let abortRun = null; // rejects the race of the run in progress
+const isCancel = (error) => String(error?.message ?? error).includes('cancel');
 for (const type of ['error', 'unhandledrejection']) {
   window.addEventListener(type, (event) => {
     const error = event.reason ?? event.error;
-    if (!(error instanceof WebAssembly.RuntimeError) || !rejectOnTrap) return;
+    if (!(error instanceof WebAssembly.RuntimeError) || !abortRun) return;
     const stack = String(error.stack ?? '');
     const fromOldInstance = stack.includes('lab_wasm.js?instance=') && !stack.includes(moduleUrl);
-    if (!fromOldInstance) rejectOnTrap(error);
+    if (!fromOldInstance) abortRun(error);
   });
 }
 // burn-wgpu asks navigator.gpu for its device; wrapping requestDevice lets the page watch the
@@ -220,13 +219,13 @@ if (globalThis.GPUAdapter) {
     device.lost.then((info) => {
       if (window.lth.gpuDevice !== device) return;
       window.lth.events.push('device-lost');
-      rejectOnDeviceLost?.(new DeviceLost(`the WebGPU device was lost (${info.reason}: ${info.message || 'no message'})`));
+      abortRun?.(new Error(`the WebGPU device was lost (${info.reason}: ${info.message || 'no message'})`));
     });
     return device;
   };
 }
 function died() {
-  return new Promise((_, reject) => { rejectOnTrap = reject; rejectOnDeviceLost = reject; });
+  return new Promise((_, reject) => { abortRun = reject; });
 }
 
 async function run(settings) {
@@ -257,9 +256,8 @@ $('experiment').addEventListener('submit', async (e) => {
       // A GPU run that failed for any reason but Cancel (a trap, a lost device, or an error
       // such as a failed buffer map after the device went away) resumes from the records on
       // the CPU; an error that is not the GPU's recurs there and is reported.
-      const cancelled = String(error?.message ?? error).includes('cancel');
-      if (cancelled || lab.backend === 'ndarray') throw error;
-      rejectOnTrap = rejectOnDeviceLost = null;
+      if (isCancel(error) || lab.backend === 'ndarray') throw error;
+      abortRun = null;
       try { lab.cancel(); } catch { /* a trapped instance cannot be called */ } // if it wakes, it stops
       window.lth.events.push('fallback-to-cpu');
       status(`The GPU run failed (${error.message}); resuming on the CPU from the finished rounds…`, true);
@@ -272,7 +270,7 @@ $('experiment').addEventListener('submit', async (e) => {
     status(`Done in ${seconds} s on ${$('backend').textContent}. Draw a digit to test the ticket.`);
     document.body.dataset.state = 'done';
   } catch (error) {
-    const cancelled = String(error.message ?? error).includes('cancel');
+    const cancelled = isCancel(error);
     status(cancelled ? 'Cancelled: finished rounds are kept; Run again resumes.' : `Error: ${error.message ?? error}`, !cancelled);
     if (report?.rounds.length) showReport();
     document.body.dataset.state = cancelled ? 'cancelled' : 'error';
