@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-scripts/setup.sh
-cargo build --release --workspace --features lab-core/wgpu,lab-core/flex
+scripts/setup.sh core
+source scripts/env.sh # again: setup may just have installed the software Vulkan driver
+# Only the CLI, with the tests' feature set ($LTH_FEATURES), so this build is shared with them.
+cargo build --release -p lab-cli --features "$LTH_FEATURES"
 "$CARGO_TARGET_DIR/release/lth" bench "$@"

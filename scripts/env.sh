@@ -4,6 +4,9 @@
 # machine should each set their own CARGO_TARGET_DIR (a fresh clone is always newer: safe).
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lth-lab/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# The one feature set of every native cargo command (imp.sh, bench.sh, test.sh): cargo keys
+# each build of burn and lab-core by its features, so a second set would compile them twice.
+export LTH_FEATURES=lab-core/wgpu,lab-core/flex,lab-core/evcxr
 # Mesa's lavapipe (software Vulkan) for the wgpu backend where no GPU driver is present.
 # Written to survive `set -euo pipefail` in the caller on a machine that has neither yet
 # (a fresh CI machine sources this before setup.sh installs Mesa; test.sh sources it again).

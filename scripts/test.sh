@@ -9,18 +9,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 part="${1:-all}"
-# One feature set for every native cargo command, so burn is compiled once.
-features=lab-core/wgpu,lab-core/flex,lab-core/evcxr
 start=$(date +%s)
 lap() { echo "scripts/test.sh: $1 after $(( $(date +%s) - start ))s"; }
 
 if [ "$part" = all ] || [ "$part" = native ]; then
   scripts/setup.sh core
   source scripts/env.sh # again: setup may just have installed the software Vulkan driver
+  # $LTH_FEATURES (env.sh) is also what imp.sh and bench.sh build with: burn compiles once.
   cargo fmt --all -- --check
-  cargo clippy --release --workspace --all-targets --features "$features" -- -D warnings
-  cargo build --release --workspace --features "$features"
-  cargo test --release --workspace --features "$features"
+  cargo clippy --release --workspace --all-targets --features "$LTH_FEATURES" -- -D warnings
+  cargo build --release --workspace --features "$LTH_FEATURES"
+  cargo test --release --workspace --features "$LTH_FEATURES"
   lap "native tests passed"
 fi
 if [ "$part" = all ] || [ "$part" = browser ]; then

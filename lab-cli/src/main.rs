@@ -46,7 +46,7 @@ enum Command {
 
 #[derive(Args)]
 struct PaiArgs {
-    /// Scores, comma-separated: snip, grasp, synflow, mag, rand.
+    /// Scores, comma-separated: snip, grasp, synflow, prospr, mag, rand.
     #[arg(long, value_delimiter = ',', default_value = "synflow")]
     score: Vec<String>,
     /// Compression C (density 10^-C): one value, a list, or a range FROM:TO:STEP.
@@ -68,10 +68,17 @@ struct PaiArgs {
     /// SNIP/GraSP batch: images per class.
     #[arg(long, default_value_t = 10)]
     samples_per_class: usize,
+    /// GraSP's temperature: logits are divided by T when scoring (the reference code: 200).
+    #[arg(long, default_value_t = lab_core::pai::GRASP_TEMPERATURE)]
+    temperature: f64,
     #[arg(long, default_value = "ndarray")]
     backend: String,
+    /// Seed of θ0, of the scores' data sample and (unless --data-seed) of the data order.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Seed of the training data order (default: --seed).
+    #[arg(long)]
+    data_seed: Option<u64>,
     #[arg(long)]
     data: Option<PathBuf>,
     #[arg(long)]
@@ -114,14 +121,16 @@ fn pai_command(args: &PaiArgs) -> Result<()> {
         .score
         .iter()
         .map(|s| {
-            Score::parse(s)
-                .with_context(|| format!("unknown score {s}: snip, grasp, synflow, mag, rand"))
+            Score::parse(s).with_context(|| {
+                format!("unknown score {s}: snip, grasp, synflow, prospr, mag, rand")
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     let compressions = parse_compressions(&args.compression)?;
     let train = TrainConfig::new()
         .with_iterations(args.iterations)
-        .with_eval_every(args.eval_every);
+        .with_eval_every(args.eval_every)
+        .with_data_seed(args.data_seed);
     let mut experiments = Vec::new();
     for &score in &scores {
         for &compression in &compressions {
@@ -132,11 +141,12 @@ fn pai_command(args: &PaiArgs) -> Result<()> {
                 PruneScope::Global
             };
             pai.samples_per_class = args.samples_per_class;
+            pai.temperature = args.temperature;
             pai.seed = args.seed;
             if let Some(n) = args.scoring_iterations {
                 pai.iterations = n;
             }
-            pai.validate().map_err(anyhow::Error::msg)?;
+            pai.validate()?;
             experiments.push(PaiExperiment {
                 model,
                 dataset: DatasetKind::Mnist,
@@ -175,6 +185,7 @@ fn pai_command(args: &PaiArgs) -> Result<()> {
                 experiment,
                 &prepared,
                 &device,
+                backend.name(),
                 &mut store,
                 &mut progress,
             ))
@@ -183,11 +194,11 @@ fn pai_command(args: &PaiArgs) -> Result<()> {
                 experiment,
                 &prepared,
                 &device,
+                backend.name(),
                 &mut store,
                 &mut progress,
             ))
-        }
-        .map_err(anyhow::Error::msg)?;
+        }?;
         progress.line(format!(
             "{:>8} C={:<5} {:>8.3}% left  {}",
             result.score,
@@ -207,15 +218,14 @@ fn pai_command(args: &PaiArgs) -> Result<()> {
         ));
         results.push(result);
         // Keep what is finished even if a later experiment fails.
-        std::fs::create_dir_all(&args.out)?;
-        std::fs::write(
-            args.out.join("report.json"),
+        write_file(
+            &args.out.join("report.json"),
             serde_json::to_string_pretty(&results)?,
         )?;
     }
     progress.step.finish_and_clear();
     let table = lab_core::pai::sweep_table(&results);
-    std::fs::write(args.out.join("table.md"), &table)?;
+    write_file(&args.out.join("table.md"), &table)?;
     write_chart(&args.out, "accuracy", &lab_core::pai::sweep_chart(&results))?;
     println!("{table}");
     eprintln!(
@@ -255,7 +265,9 @@ struct ReproduceArgs {
     quiet: bool,
 }
 
+/// A flag given twice takes its last value (scripts/imp.sh passes defaults, users override).
 #[derive(Args, Clone)]
+#[command(args_override_self = true)]
 struct ImpArgs {
     /// lenet300, lenet5, conv2, conv4 or conv6.
     #[arg(long, default_value = "lenet300")]
@@ -278,8 +290,12 @@ struct ImpArgs {
     /// ndarray (CPU, default), flex (CPU, faster) or wgpu.
     #[arg(long, default_value = "ndarray")]
     backend: String,
+    /// Replicate seed: θ0 and (unless --data-seed) the data order.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Seed of the training data order (default: --seed); the same in every round.
+    #[arg(long)]
+    data_seed: Option<u64>,
     /// Directory with the four IDX files (.gz or raw). Default: LTH_DATA, data/, ../shared/, cache.
     #[arg(long)]
     data: Option<PathBuf>,
@@ -321,6 +337,9 @@ struct ImpArgs {
     /// (train) Retrain a saved ticket (a round's ticket.safetensors) instead of a dense net.
     #[arg(long)]
     ticket: Option<PathBuf>,
+    /// Checkpoint every N iterations (0 = never): a killed run resumes inside its round.
+    #[arg(long, default_value_t = 1000)]
+    checkpoint_every: usize,
 }
 
 #[derive(Args)]
@@ -371,7 +390,8 @@ fn imp_config(args: &ImpArgs, rounds: usize) -> Result<ImpConfig> {
         .with_batch_size(args.batch_size)
         .with_iterations(args.iterations)
         .with_warmup_iterations(args.warmup)
-        .with_eval_every(args.eval_every);
+        .with_eval_every(args.eval_every)
+        .with_data_seed(args.data_seed);
     let prune = PruneConfig {
         scope: if args.global {
             PruneScope::Global
@@ -391,7 +411,8 @@ fn imp_config(args: &ImpArgs, rounds: usize) -> Result<ImpConfig> {
         .with_rewind(parse_rewind(&args.rewind)?)
         .with_seed(args.seed)
         .with_train_subset(args.train_subset)
-        .with_eval_subset(args.eval_subset);
+        .with_eval_subset(args.eval_subset)
+        .with_checkpoint_every(args.checkpoint_every);
     config.validate().map_err(anyhow::Error::msg)?;
     Ok(config)
 }
@@ -484,6 +505,12 @@ impl Observer for Progress {
         }
     }
 
+    fn on_resume(&mut self, iteration: usize) {
+        self.line(format!(
+            "resumed at iteration {iteration} from its checkpoint"
+        ));
+    }
+
     fn on_eval(&mut self, point: &EvalPoint) {
         self.step.set_message(format!(
             "val loss {:.4} test acc {:.2}%",
@@ -514,20 +541,32 @@ impl ImpObserver for Progress {
     }
 }
 
+/// Writes a file atomically (a temporary file synced and renamed into place), creating its
+/// directory: a killed run leaves the old file or the new one, never half of one.
+fn write_file(path: &Path, contents: impl AsRef<[u8]>) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    lab_core::store::write_atomically(path, contents.as_ref())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 fn write_chart(out: &Path, name: &str, chart: &Chart) -> Result<()> {
-    std::fs::write(out.join(format!("{name}.svg")), plot::to_svg(chart))?;
-    if let Err(e) = plot::save_png(chart, &out.join(format!("{name}.png"))) {
-        eprintln!("warning: {name}.png not written ({e}); the SVG is");
+    write_file(&out.join(format!("{name}.svg")), plot::to_svg(chart))?;
+    // The PNG encoder picks its format from the extension: render beside, then rename.
+    let temporary = out.join(format!("{name}.partial.png"));
+    match plot::save_png(chart, &temporary) {
+        Ok(()) => std::fs::rename(&temporary, out.join(format!("{name}.png")))?,
+        Err(e) => eprintln!("warning: {name}.png not written ({e}); the SVG is"),
     }
     Ok(())
 }
 
 fn write_report(out: &Path, report: &ImpReport) -> Result<()> {
-    std::fs::create_dir_all(out)?;
-    let text = serde_json::to_string_pretty(report)?;
-    let temporary = out.join("report.json.partial");
-    std::fs::write(&temporary, text)?;
-    std::fs::rename(&temporary, out.join("report.json"))?;
+    write_file(
+        &out.join("report.json"),
+        serde_json::to_string_pretty(report)?,
+    )?;
     let groups = report.groups();
     write_chart(out, "accuracy", &plot::accuracy_vs_remaining(&groups))?;
     write_chart(out, "early_stop", &plot::early_stop_vs_remaining(&groups))?;
@@ -623,6 +662,7 @@ fn train_ticket<M: Architecture>(
         run: format!("ticket:{}", ticket.provenance.run),
         config: serde_json::json!({ "ticket": ticket.provenance, "train": config }),
         backend: backend.name().into(),
+        data_seed: config.data_order_seed(ticket.provenance.seed),
         rounds: vec![round],
         controls: Default::default(),
     };
@@ -654,7 +694,8 @@ fn imp_command(args: &ImpArgs, rounds: usize) -> Result<()> {
         }
         let data = load_data(dataset, args.data.clone(), args.download, args.quiet)?;
         let data = data.limited(config.train_subset, config.eval_subset);
-        let config = config.train;
+        // The ticket's replicate seed orders the data, as in the run that found it.
+        let config = config.train.for_replicate(ticket.provenance.seed);
         return if kind.is_mlp() {
             train_ticket::<Mlp>(&ticket, kind, &config, &data, backend, args)
         } else {
@@ -738,7 +779,7 @@ fn reproduce_command(args: &ReproduceArgs) -> Result<()> {
             args.protocol
         );
     }
-    let config = lth_lenet300(args.budget, args.rounds);
+    let config = lth_lenet300(args.budget, args.rounds).with_checkpoint_every(1000);
     config.validate().map_err(anyhow::Error::msg)?;
     let backend = BackendKind::parse(&args.backend)
         .with_context(|| format!("unknown backend {}", args.backend))?;
@@ -754,9 +795,10 @@ fn reproduce_command(args: &ReproduceArgs) -> Result<()> {
         args.budget, args.rounds
     ));
     let started = Instant::now();
-    let mut result = lab_core::block_on(reproduce::<Mlp>(
+    let result = lab_core::block_on(reproduce::<Mlp>(
         "lth-lenet300",
         &config,
+        backend.name(),
         &seeds,
         &control_rounds,
         &prepared,
@@ -765,14 +807,12 @@ fn reproduce_command(args: &ReproduceArgs) -> Result<()> {
         &mut progress,
     ))?;
     progress.step.finish_and_clear();
-    result.backend = backend.name().into();
-    std::fs::create_dir_all(&args.out)?;
-    std::fs::write(
-        args.out.join("reproduction.json"),
+    write_file(
+        &args.out.join("reproduction.json"),
         serde_json::to_string_pretty(&result)?,
     )?;
     let table = markdown_table(&result);
-    std::fs::write(args.out.join("table.md"), &table)?;
+    write_file(&args.out.join("table.md"), &table)?;
     let groups: Vec<(String, Vec<Vec<RoundResult>>)> = lab_core::reproduce::group_order(&result)
         .into_iter()
         .map(|k| (k.clone(), result.groups[k].clone()))

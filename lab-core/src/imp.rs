@@ -12,15 +12,16 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
+use crate::checkpoint::Checkpointing;
 use crate::data::{DatasetKind, Mnist};
 use crate::mask::Mask;
-use crate::model::{Architecture, ConvNet, Mlp, ModelKind, init_model};
+use crate::model::{Architecture, ConvNet, Mlp, ModelKind, init_model, init_model_stream};
 use crate::params::{Weights, load_weights, read_weights};
 use crate::prune::{self, PruneConfig};
 use crate::record::{ImpReport, RoundResult, run_name};
-use crate::store::{RunStore, read_json, write_json};
+use crate::store::{RunStore, StoreError, read_json, write_json};
 use crate::ticket::{Provenance, Ticket};
-use crate::train::{Observer, Prepared, TrainConfig, TrainError, train_from};
+use crate::train::{Observer, Prepared, Schedule, TrainConfig, TrainError, train_scheduled};
 
 /// What surviving weights are reset to after each pruning round.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
@@ -75,9 +76,11 @@ impl Control {
         }
     }
 
-    /// The seed of the control's own randomness (fresh init or random mask).
-    pub fn seed(self, seed: u64) -> u64 {
-        seed.wrapping_add(1_000_003)
+    /// The random stream of the control's own draw (fresh weights or random mask) in a
+    /// round, under the replicate's seed: hashed from (seed, purpose, round), so streams of
+    /// different seeds, rounds and controls never coincide.
+    pub fn stream(self, round: usize) -> String {
+        format!("control/{}/round-{round:02}", self.name())
     }
 }
 
@@ -103,9 +106,14 @@ pub struct ImpConfig {
     /// Use only the first N training examples (None = all 55,000).
     #[config(default = "None")]
     pub train_subset: Option<usize>,
-    /// Evaluate on only the first N validation and test examples (None = all).
+    /// Evaluate on a fixed class-stratified random N of the validation and of the test
+    /// examples (None = all).
     #[config(default = "None")]
     pub eval_subset: Option<usize>,
+    /// Checkpoint each training every this many iterations (0 = never), so a killed run
+    /// resumes inside its round. Not part of the run's identity.
+    #[config(default = 0)]
+    pub checkpoint_every: usize,
 }
 
 impl ImpConfig {
@@ -138,6 +146,7 @@ impl ImpConfig {
     pub fn run_name(&self) -> String {
         let mut identity = self.clone();
         identity.rounds = ImpConfig::new().rounds;
+        identity.checkpoint_every = ImpConfig::new().checkpoint_every;
         run_name("imp", &identity, &ImpConfig::new())
     }
 }
@@ -153,7 +162,7 @@ pub enum ImpError {
         source: TrainError,
     },
     #[error("records: {0}")]
-    Store(String),
+    Store(#[from] StoreError),
     #[error("control needs the main run's round {0}: run `imp` first")]
     MissingMainRound(usize),
 }
@@ -185,6 +194,10 @@ impl RunKeys {
     pub fn result(&self, branch: Option<&str>, round: usize) -> String {
         self.round(branch, round, "result.json")
     }
+    /// The checkpoint of a round's unfinished training (removed once the round is done).
+    pub fn checkpoint(&self, branch: Option<&str>, round: usize) -> String {
+        self.round(branch, round, "checkpoint.bin")
+    }
     pub fn mask(&self, round: usize) -> String {
         self.round(None, round, "mask.json")
     }
@@ -194,6 +207,10 @@ impl RunKeys {
     pub fn trained(&self, round: usize) -> String {
         self.round(None, round, "trained.safetensors")
     }
+    /// What a control round trains from: its mask and starting weights, with provenance.
+    pub fn control_start(&self, branch: &str, round: usize) -> String {
+        self.round(Some(branch), round, "start.safetensors")
+    }
     pub fn rewind(&self) -> String {
         format!("{}/rewind.safetensors", self.run)
     }
@@ -202,8 +219,15 @@ impl RunKeys {
     }
 }
 
-fn store_err(e: impl ToString) -> ImpError {
-    ImpError::Store(e.to_string())
+fn corrupt(key: &str, reason: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        key: key.into(),
+        reason: reason.to_string(),
+    }
+}
+
+fn missing(key: String) -> ImpError {
+    ImpError::Store(StoreError::Missing { key })
 }
 
 fn weights_blob(weights: &Weights, mask: &Mask, provenance: Provenance) -> Vec<u8> {
@@ -218,7 +242,7 @@ fn weights_blob(weights: &Weights, mask: &Mask, provenance: Provenance) -> Vec<u
 fn load_blob(store: &dyn RunStore, key: &str) -> Result<Option<Ticket>, ImpError> {
     store
         .read(key)
-        .map(|bytes| Ticket::from_safetensors(&bytes).map_err(store_err))
+        .map(|bytes| Ticket::from_safetensors(&bytes).map_err(|e| corrupt(key, e).into()))
         .transpose()
 }
 
@@ -226,10 +250,24 @@ fn load_mask(store: &dyn RunStore, key: &str) -> Result<Option<Mask>, ImpError> 
     store
         .read(key)
         .map(|bytes| {
-            let text = String::from_utf8(bytes).map_err(store_err)?;
-            Mask::from_json(&text).map_err(store_err)
+            let text = String::from_utf8(bytes).map_err(|e| corrupt(key, e))?;
+            Ok(Mask::from_json(&text).map_err(|e| corrupt(key, e))?)
         })
         .transpose()
+}
+
+/// Where a record's weights come from: this run, a round, its rewinding point.
+fn provenance(config: &ImpConfig, run: &str, round: usize, mask: &Mask) -> Provenance {
+    Provenance {
+        model: config.model.name().into(),
+        dataset: config.dataset.name().into(),
+        round,
+        rewind: config.rewind.label(config.train.iterations),
+        seed: config.seed,
+        run: run.into(),
+        weights_remaining: mask.density(),
+        stream: String::new(),
+    }
 }
 
 /// Zeroes the masked-out entries of host weights.
@@ -259,23 +297,15 @@ pub async fn run_imp<M: Architecture>(
     let keys = RunKeys {
         run: config.run_name(),
     };
-    write_json(store, &keys.config(), config).map_err(store_err)?;
+    write_json(store, &keys.config(), config)?;
     let device = device.clone().autodiff();
     let theta0: M = init_model(config.model, config.seed, &device);
     let init_weights = read_weights(&theta0).await;
     let dense = Mask::dense_for(&theta0);
     let iterations = config.train.iterations;
     let rewind_at = config.rewind.iteration(iterations);
-    let label = config.rewind.label(iterations);
-    let provenance = |round: usize, mask: &Mask| Provenance {
-        model: config.model.name().into(),
-        dataset: config.dataset.name().into(),
-        round,
-        rewind: label.clone(),
-        seed: config.seed,
-        run: keys.run.clone(),
-        weights_remaining: mask.density(),
-    };
+    let provenance = |round: usize, mask: &Mask| provenance(config, &keys.run, round, mask);
+    let train = config.train.for_replicate(config.seed);
 
     let mut rewind_weights: Option<Weights> = match rewind_at {
         Some(0) => Some(init_weights.clone()),
@@ -285,7 +315,7 @@ pub async fn run_imp<M: Architecture>(
     let mut results = Vec::with_capacity(config.rounds);
     for round in 0..config.rounds {
         if let Some(done) = read_json::<RoundResult>(store, &keys.result(None, round)) {
-            let done = done.map_err(ImpError::Store)?;
+            let done = done?;
             observer.on_round(&done, "ticket");
             results.push(done);
             continue;
@@ -293,8 +323,7 @@ pub async fn run_imp<M: Architecture>(
         let mask = if round == 0 {
             dense.clone()
         } else {
-            load_mask(store, &keys.mask(round))?
-                .ok_or_else(|| ImpError::Store(format!("{} is missing", keys.mask(round))))?
+            load_mask(store, &keys.mask(round))?.ok_or_else(|| missing(keys.mask(round)))?
         };
         let start = if round == 0 {
             init_weights.clone()
@@ -302,7 +331,7 @@ pub async fn run_imp<M: Architecture>(
             rewind.clone()
         } else {
             load_blob(store, &keys.trained(round - 1))?
-                .ok_or_else(|| ImpError::Store(format!("{} is missing", keys.trained(round - 1))))?
+                .ok_or_else(|| missing(keys.trained(round - 1)))?
                 .weights
         };
         observer.on_round_start(round, mask.density(), "ticket");
@@ -315,25 +344,24 @@ pub async fn run_imp<M: Architecture>(
             (_, Some(k)) => (k, None),
             (_, None) => (0, None),
         };
-        let outcome = train_from(
-            model,
-            Some(&mask),
-            data,
-            &config.train,
-            first_iteration,
+        let schedule = Schedule {
+            start: first_iteration,
             snapshot_at,
-            observer,
-        )
-        .await
-        .map_err(|source| ImpError::Train { round, source })?;
+            checkpoint: Some(Checkpointing {
+                store: &mut *store,
+                key: keys.checkpoint(None, round),
+                every: config.checkpoint_every,
+            }),
+        };
+        let outcome = train_scheduled(model, Some(&mask), data, &train, schedule, observer)
+            .await
+            .map_err(|source| ImpError::Train { round, source })?;
         if let Some(snapshot) = &outcome.snapshot {
             let weights = read_weights(snapshot).await;
-            store
-                .write(
-                    &keys.rewind(),
-                    &weights_blob(&weights, &dense, provenance(0, &dense)),
-                )
-                .map_err(store_err)?;
+            store.write(
+                &keys.rewind(),
+                &weights_blob(&weights, &dense, provenance(0, &dense)),
+            )?;
             rewind_weights = Some(weights);
         }
         let trained = read_weights(&outcome.model).await;
@@ -344,25 +372,20 @@ pub async fn run_imp<M: Architecture>(
                 &mask,
                 provenance(round, &mask),
             );
-            store
-                .write(&keys.ticket(round), &ticket)
-                .map_err(store_err)?;
+            store.write(&keys.ticket(round), &ticket)?;
         } else {
             let blob = weights_blob(&trained, &mask, provenance(round, &mask));
-            store
-                .write(&keys.trained(round), &blob)
-                .map_err(store_err)?;
+            store.write(&keys.trained(round), &blob)?;
         }
         // Always written, so a later run with more rounds continues from here.
         let next = prune::magnitude(&mask, &trained, &config.prune);
         debug_assert!(next.is_subset_of(&mask));
-        store
-            .write(&keys.mask(round + 1), next.to_json().as_bytes())
-            .map_err(store_err)?;
+        store.write(&keys.mask(round + 1), next.to_json().as_bytes())?;
         let result =
             RoundResult::from_training(round, &mask, &outcome, started.elapsed().as_secs_f64());
         // Written last: its presence marks the round finished.
-        write_json(store, &keys.result(None, round), &result).map_err(store_err)?;
+        write_json(store, &keys.result(None, round), &result)?;
+        store.remove(&keys.checkpoint(None, round))?;
         observer.on_round(&result, "ticket");
         results.push(result);
     }
@@ -388,6 +411,7 @@ pub async fn run_control<M: Architecture>(
     let device = device.clone().autodiff();
     let theta0: M = init_model(config.model, config.seed, &device);
     let dense = Mask::dense_for(&theta0);
+    let train = config.train.for_replicate(config.seed);
     let branch = Some(control.name());
     let mut results = Vec::with_capacity(config.rounds);
     for round in 0..config.rounds {
@@ -395,7 +419,7 @@ pub async fn run_control<M: Architecture>(
             continue;
         }
         if let Some(done) = read_json::<RoundResult>(store, &keys.result(branch, round)) {
-            let done = done.map_err(ImpError::Store)?;
+            let done = done?;
             observer.on_round(&done, control.name());
             results.push(done);
             continue;
@@ -406,12 +430,11 @@ pub async fn run_control<M: Architecture>(
         if control == Control::RandomPrune && round == 0 {
             // A random mask at 100% density is the dense mask: the run is the ticket's round 0.
             let mut main = read_json::<RoundResult>(store, &keys.result(None, 0))
-                .ok_or(ImpError::MissingMainRound(0))?
-                .map_err(ImpError::Store)?;
+                .ok_or(ImpError::MissingMainRound(0))??;
             // Copied, not trained: no time was spent on it.
             main.time = Default::default();
             main.wall_seconds = 0.0;
-            write_json(store, &keys.result(branch, round), &main).map_err(store_err)?;
+            write_json(store, &keys.result(branch, round), &main)?;
             observer.on_round(&main, control.name());
             results.push(main);
             continue;
@@ -423,9 +446,10 @@ pub async fn run_control<M: Architecture>(
         };
         // Reinit trains a fresh network from iteration 0; random pruning uses the ticket's
         // rewind weights and so resumes at the rewind iteration like the ticket.
+        let stream = control.stream(round);
         let (mask, start, first_iteration) = match control {
             Control::Reinit => {
-                let fresh: M = init_model(config.model, control.seed(config.seed), &device);
+                let fresh: M = init_model_stream(config.model, config.seed, &stream, &device);
                 (ticket_mask, read_weights(&fresh).await, 0)
             }
             Control::RandomPrune => {
@@ -433,31 +457,43 @@ pub async fn run_control<M: Architecture>(
                     Some(t) => t.weights,
                     None => read_weights(&theta0).await,
                 };
-                let seed = control.seed(config.seed).wrapping_add(round as u64);
                 let first = config
                     .rewind
                     .iteration(config.train.iterations)
                     .unwrap_or(0);
-                (prune::random_like(&ticket_mask, seed), rewind, first)
+                (
+                    prune::random_like(&ticket_mask, config.seed, &stream),
+                    rewind,
+                    first,
+                )
             }
         };
+        let start = masked_weights(&start, &mask);
+        let mut provenance = provenance(config, &keys.run, round, &mask);
+        provenance.stream = stream;
+        store.write(
+            &keys.control_start(control.name(), round),
+            &weights_blob(&start, &mask, provenance),
+        )?;
         observer.on_round_start(round, mask.density(), control.name());
         let started = Instant::now();
         let model = load_weights(theta0.clone(), &start);
-        let outcome = train_from(
-            model,
-            Some(&mask),
-            data,
-            &config.train,
-            first_iteration,
-            None,
-            observer,
-        )
-        .await
-        .map_err(|source| ImpError::Train { round, source })?;
+        let schedule = Schedule {
+            start: first_iteration,
+            snapshot_at: None,
+            checkpoint: Some(Checkpointing {
+                store: &mut *store,
+                key: keys.checkpoint(branch, round),
+                every: config.checkpoint_every,
+            }),
+        };
+        let outcome = train_scheduled(model, Some(&mask), data, &train, schedule, observer)
+            .await
+            .map_err(|source| ImpError::Train { round, source })?;
         let result =
             RoundResult::from_training(round, &mask, &outcome, started.elapsed().as_secs_f64());
-        write_json(store, &keys.result(branch, round), &result).map_err(store_err)?;
+        write_json(store, &keys.result(branch, round), &result)?;
+        store.remove(&keys.checkpoint(branch, round))?;
         observer.on_round(&result, control.name());
         results.push(result);
     }
@@ -479,11 +515,16 @@ pub async fn run_experiment(
     on_report: &mut dyn FnMut(&ImpReport),
 ) -> Result<ImpReport, ImpError> {
     config.validate().map_err(ImpError::Config)?;
+    crate::store::claim_backend(store, &config.run_name(), backend)?;
     let data = data.limited(config.train_subset, config.eval_subset);
     let prepared = Prepared::new(&data, device);
     let mut report = ImpReport {
         run: config.run_name(),
-        config: serde_json::to_value(config).map_err(store_err)?,
+        data_seed: config.train.data_order_seed(config.seed),
+        config: serde_json::to_value(config).map_err(|source| StoreError::Json {
+            key: "report.json".into(),
+            source,
+        })?,
         backend: backend.into(),
         rounds: Vec::new(),
         controls: Default::default(),

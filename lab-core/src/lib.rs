@@ -11,7 +11,9 @@
 
 pub mod backend;
 pub mod bench;
+pub mod checkpoint;
 pub mod data;
+pub mod hvp;
 pub mod imp;
 pub mod mask;
 pub mod model;

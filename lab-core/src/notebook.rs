@@ -14,7 +14,7 @@ use crate::data::native::{DataSource, load};
 use crate::data::{DataError, DatasetKind, Mnist};
 use crate::imp::{Control, ImpConfig, ImpError, ImpObserver, run_experiment};
 use crate::model::{ConvNet, Mlp};
-use crate::pai::{PaiExperiment, PaiResult, run_pai};
+use crate::pai::{PaiError, PaiExperiment, PaiResult, run_pai};
 use crate::plot::{Chart, to_svg};
 use crate::record::{ImpReport, RoundResult};
 use crate::store::DirStore;
@@ -73,17 +73,35 @@ pub fn imp(config: &ImpConfig, controls: &[Control], data: &Mnist) -> Result<Imp
 }
 
 /// Runs (or reads back) one pruning-at-initialisation experiment on the CPU.
-pub fn pai(experiment: &PaiExperiment, data: &Mnist) -> Result<PaiResult, String> {
-    let (device, _) = cpu();
+pub fn pai(experiment: &PaiExperiment, data: &Mnist) -> Result<PaiResult, PaiError> {
+    let (device, backend) = cpu();
     let data = data.limited(experiment.train_subset, experiment.eval_subset);
     let prepared = Prepared::new(&data, &device);
     let mut store = DirStore::new(records_dir());
     let mut progress = Progress::default();
     let run = async {
         if experiment.model.is_mlp() {
-            run_pai::<Mlp>(experiment, &prepared, &device, &mut store, &mut progress).await
+            let backend = backend.name();
+            run_pai::<Mlp>(
+                experiment,
+                &prepared,
+                &device,
+                backend,
+                &mut store,
+                &mut progress,
+            )
+            .await
         } else {
-            run_pai::<ConvNet>(experiment, &prepared, &device, &mut store, &mut progress).await
+            let backend = backend.name();
+            run_pai::<ConvNet>(
+                experiment,
+                &prepared,
+                &device,
+                backend,
+                &mut store,
+                &mut progress,
+            )
+            .await
         }
     };
     let result = crate::block_on(run)?;

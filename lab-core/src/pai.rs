@@ -2,9 +2,12 @@
 //! highest scores.
 //!
 //! - **SNIP** (Lee et al. 2019): |∂L/∂θ ⊙ θ| on a class-balanced batch.
-//! - **GraSP** (Wang et al. 2020): S = −θ ⊙ Hg; the paper removes the weights of *largest* S,
-//!   so the score we keep by is θ ⊙ Hg. burn has no double-backward: Hg comes from a central
-//!   difference of gradients, (g(θ + εg) − g(θ − εg)) / 2ε with ε = `grasp_step` / ‖g‖.
+//! - **GraSP** (Wang et al. 2020): S = −θ ⊙ Hg on logits divided by a temperature T (200 in
+//!   the reference code); the paper removes the weights of *largest* S, so the score we keep
+//!   by is θ ⊙ Hg. Hg is exact: [`crate::hvp`] freezes the ReLU gates and max-pool argmaxes.
+//! - **ProsPr** (Alizadeh et al. 2022): |θ0 ⊙ ∂L(θ_K)/∂θ0|, the meta-gradient of the loss after
+//!   K SGD steps with respect to a mask on the weights, reversed through the steps with the
+//!   same exact Hessian-vector products.
 //! - **SynFlow** (Tanaka et al. 2020): data-free. θ → |θ|, input all ones, R = Σ outputs,
 //!   score |∂R/∂θ ⊙ θ|; applied iteratively on an exponential density schedule.
 //! - **Magnitude** |θ| and **Random** (seeded uniform scores).
@@ -12,18 +15,19 @@
 //! Any score can be applied in one shot or iteratively (`iterations` > 1): step k prunes to
 //! density `target^(k/n)`, rescoring the masked network each time.
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::optim::GradientsParams;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::module::{ModuleMapper, Param};
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{CLASSES, IMAGE_SIZE, Split};
+use crate::hvp::{
+    HvpError, LossBatch, combine, gradient_and_gates, gradients, hessian_vector, shifted,
+};
 use crate::mask::{Mask, apply_mask};
 use crate::model::Classifier;
-use crate::params::{HostTensor, PathTracker, Weights, map_param_value, read_weights};
+use crate::params::{HostTensor, Weights, map_param_value, read_weights};
 use crate::prune::{PruneScope, magnitudes, to_density};
 use crate::rng::Rng;
-use crate::train::{batch_tensors, cross_entropy};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -31,15 +35,17 @@ pub enum Score {
     Snip,
     Grasp,
     Synflow,
+    Prospr,
     Magnitude,
     Random,
 }
 
 impl Score {
-    pub const ALL: [Score; 5] = [
+    pub const ALL: [Score; 6] = [
         Score::Snip,
         Score::Grasp,
         Score::Synflow,
+        Score::Prospr,
         Score::Magnitude,
         Score::Random,
     ];
@@ -49,6 +55,7 @@ impl Score {
             Score::Snip => "snip",
             Score::Grasp => "grasp",
             Score::Synflow => "synflow",
+            Score::Prospr => "prospr",
             Score::Magnitude => "mag",
             Score::Random => "rand",
         }
@@ -66,7 +73,15 @@ impl Score {
     pub fn default_iterations(self) -> usize {
         if self == Score::Synflow { 100 } else { 1 }
     }
+
+    /// Whether the score looks at training images (and records which).
+    pub fn uses_data(self) -> bool {
+        matches!(self, Score::Snip | Score::Grasp | Score::Prospr)
+    }
 }
+
+/// GraSP's temperature in the reference implementations (Wang et al.'s and Synaptic-Flow's).
+pub const GRASP_TEMPERATURE: f64 = 200.0;
 
 /// How to prune at initialisation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,10 +94,37 @@ pub struct PaiConfig {
     pub iterations: usize,
     /// SNIP/GraSP batch: this many training images of each class.
     pub samples_per_class: usize,
-    /// GraSP finite-difference step, relative to ‖g‖.
-    pub grasp_step: f64,
+    /// GraSP divides the logits by this temperature (1 = none).
+    #[serde(default = "default_temperature")]
+    pub temperature: f64,
+    /// Central-difference step of the exact Hessian-vector products: θ moves this far in norm.
+    #[serde(default = "default_hvp_step")]
+    pub hvp_step: f64,
+    /// ProsPr's inner SGD: steps, learning rate, and images per (random) batch.
+    #[serde(default = "default_prospr_steps")]
+    pub prospr_steps: usize,
+    #[serde(default = "default_prospr_learning_rate")]
+    pub prospr_learning_rate: f64,
+    #[serde(default = "default_prospr_batch")]
+    pub prospr_batch: usize,
     /// Seed of the random score and of the data sample.
     pub seed: u64,
+}
+
+fn default_temperature() -> f64 {
+    GRASP_TEMPERATURE
+}
+fn default_hvp_step() -> f64 {
+    1e-2
+}
+fn default_prospr_steps() -> usize {
+    3
+}
+fn default_prospr_learning_rate() -> f64 {
+    0.1
+}
+fn default_prospr_batch() -> usize {
+    128
 }
 
 impl PaiConfig {
@@ -93,7 +135,11 @@ impl PaiConfig {
             scope: PruneScope::Global,
             iterations: score.default_iterations(),
             samples_per_class: 10,
-            grasp_step: 1e-2,
+            temperature: default_temperature(),
+            hvp_step: default_hvp_step(),
+            prospr_steps: default_prospr_steps(),
+            prospr_learning_rate: default_prospr_learning_rate(),
+            prospr_batch: default_prospr_batch(),
             seed: 0,
         }
     }
@@ -102,18 +148,52 @@ impl PaiConfig {
         10f64.powf(-self.compression)
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    /// The temperature the score divides logits by, if it uses one (GraSP only).
+    pub fn temperature_used(&self) -> Option<f64> {
+        (self.score == Score::Grasp).then_some(self.temperature)
+    }
+
+    pub fn validate(&self) -> Result<(), PaiError> {
+        let bad = |m: String| Err(PaiError::Config(m));
         if !(self.compression.is_finite() && self.compression >= 0.0) {
-            return Err(format!("compression must be ≥ 0, got {}", self.compression));
+            return bad(format!("compression must be ≥ 0, got {}", self.compression));
         }
         if self.iterations == 0 {
-            return Err("scoring iterations must be at least 1".into());
+            return bad("scoring iterations must be at least 1".into());
         }
-        if self.samples_per_class == 0 {
-            return Err("samples_per_class must be at least 1".into());
+        if self.samples_per_class == 0 || self.prospr_batch == 0 {
+            return bad("samples_per_class and prospr_batch must be at least 1".into());
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return bad(format!(
+                "temperature must be positive, got {}",
+                self.temperature
+            ));
+        }
+        if !(self.hvp_step.is_finite() && self.hvp_step > 0.0) {
+            return bad(format!("hvp_step must be positive, got {}", self.hvp_step));
+        }
+        if !(self.prospr_learning_rate.is_finite() && self.prospr_learning_rate > 0.0) {
+            return bad(format!(
+                "prospr_learning_rate must be positive, got {}",
+                self.prospr_learning_rate
+            ));
         }
         Ok(())
     }
+}
+
+/// Why pruning at initialisation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PaiError {
+    #[error("invalid PaI config: {0}")]
+    Config(String),
+    #[error("scoring: {0}")]
+    Scoring(#[from] HvpError),
+    #[error(transparent)]
+    Train(#[from] crate::train::TrainError),
+    #[error("records: {0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// A class-balanced sample: the first `per_class` images of each class in a seeded order.
@@ -131,68 +211,76 @@ pub fn balanced_sample(split: &Split, per_class: usize, seed: u64) -> Vec<usize>
     out
 }
 
-struct GradReader<'a> {
-    tracker: PathTracker,
-    grads: &'a GradientsParams,
-    masked: &'a Mask,
-    out: Vec<(String, Tensor<1>)>,
+/// The class-balanced sample of a data-dependent score, uploaded with its temperature.
+fn sample_batch(
+    split: &Split,
+    config: &PaiConfig,
+    temperature: f64,
+    device: &Device,
+) -> (Vec<usize>, LossBatch) {
+    let sample = balanced_sample(split, config.samples_per_class, config.seed);
+    let batch = LossBatch::new(split, &sample, temperature, device);
+    (sample, batch)
 }
 
-impl ModuleVisitor for GradReader<'_> {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.tracker.enter(name, container_type);
-    }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.tracker.exit();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let path = self.tracker.path();
-        if self.masked.layer(&path).is_none() {
-            return;
-        }
-        if let Some(grad) = self.grads.get::<D>(param.id) {
-            let n: usize = grad.dims().iter().product();
-            self.out.push((path, grad.reshape([n])));
-        }
-    }
+/// GraSP's Hessian-gradient product Hg of the sample loss (gates frozen, see [`crate::hvp`]),
+/// with the gradient g it multiplies. Only surviving weights move in θ ± εg, so the pruned ones
+/// stay 0 (iterative GraSP).
+pub async fn hessian_gradient<M: Classifier>(
+    model: &M,
+    mask: &Mask,
+    batch: &LossBatch,
+    step: f64,
+) -> Result<(Weights, Weights), HvpError> {
+    let (g, gates) = gradient_and_gates(model, batch, mask).await?;
+    let g = crate::imp::masked_weights(&g, mask);
+    let hg = hessian_vector(model, batch, &gates, &g, mask, step).await?;
+    Ok((g, hg))
 }
 
-/// Gradients of `loss` for the parameters covered by `mask`, on the host.
-async fn gradients<M: Module>(model: &M, loss: Tensor<1>, mask: &Mask) -> Weights {
-    let grads = GradientsParams::from_grads(loss.backward(), model);
-    let mut reader = GradReader {
-        tracker: PathTracker::default(),
-        grads: &grads,
-        masked: mask,
-        out: Vec::new(),
+/// ProsPr's meta-gradient: the gradient of the loss after `steps` SGD steps (learning rate
+/// `learning_rate`, every parameter trained, each step on its own batch, the meta loss on one
+/// more) with respect to a multiplicative mask c = 1 on the prunable weights, i.e.
+/// θ0 ⊙ ∂L(θ_K)/∂θ0. Reverse mode through the steps: v_K = ∇L_K(θ_K), then
+/// v_k = v_{k+1} − α H_k(θ_k) v_{k+1}, each H·v exact with the gates of θ_k frozen. Pruned
+/// weights stay 0: their gradients and products are projected out.
+pub async fn prospr_meta_gradient<M: Classifier>(
+    model: &M,
+    mask: &Mask,
+    batches: &[LossBatch],
+    learning_rate: f64,
+    step: f64,
+) -> Result<Weights, HvpError> {
+    let Some((meta, inner)) = batches.split_last() else {
+        return Ok(Weights::new());
     };
-    model.visit(&mut reader);
-    let mut out = Weights::new();
-    for (path, tensor) in reader.out {
-        let values = tensor
-            .into_data_async()
-            .await
-            .expect("reading gradients")
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .expect("float gradients");
-        let shape = mask.layer(&path).expect("masked").shape.clone();
-        out.insert(path, HostTensor { shape, values });
+    // Every float parameter moves in the inner steps (biases too, as in the reference).
+    let everything = Mask::dense_over(&crate::params::param_infos(model));
+    let project = |w: Weights| crate::imp::masked_weights(&w, mask);
+    let mut path = Vec::with_capacity(inner.len());
+    let mut theta = model.clone();
+    for batch in inner {
+        let (g, gates) = gradient_and_gates(&theta, batch, &everything).await?;
+        let next = shifted(&theta, &project(g), -(learning_rate as f32));
+        path.push((theta, gates));
+        theta = next;
     }
-    out
-}
-
-/// Elementwise product of two maps over the masked parameters.
-fn product(a: &Weights, b: &Weights, mask: &Mask, f: impl Fn(f32, f32) -> f32) -> Weights {
-    mask.layers
+    let (mut v, _) = gradient_and_gates(&theta, meta, &everything).await?;
+    v = project(v);
+    for ((theta_k, gates), batch) in path.iter().zip(inner).rev() {
+        let hv = project(hessian_vector(theta_k, batch, gates, &v, &everything, step).await?);
+        v = combine(&v, &hv, |v, hv| v - learning_rate as f32 * hv);
+    }
+    let theta0 = read_weights(model).await;
+    Ok(mask
+        .layers
         .iter()
         .map(|layer| {
-            let (x, y) = (&a[&layer.name], &b[&layer.name]);
-            let values = x
+            let values = v[&layer.name]
                 .values
                 .iter()
-                .zip(&y.values)
-                .map(|(&p, &q)| f(p, q))
+                .zip(&theta0[&layer.name].values)
+                .map(|(&v, &w)| v * w)
                 .collect();
             (
                 layer.name.clone(),
@@ -202,85 +290,7 @@ fn product(a: &Weights, b: &Weights, mask: &Mask, f: impl Fn(f32, f32) -> f32) -
                 },
             )
         })
-        .collect()
-}
-
-/// Mean cross-entropy of `model` on the sample (model on an autodiff device).
-fn sample_loss<M: Classifier>(
-    model: &M,
-    split: &Split,
-    sample: &[usize],
-    device: &Device,
-) -> Tensor<1> {
-    let (images, labels) = batch_tensors(split, sample, device);
-    cross_entropy(model.forward(images), labels)
-}
-
-struct AddScaled<'a> {
-    tracker: PathTracker,
-    direction: &'a Weights,
-    scale: f32,
-}
-
-impl ModuleMapper for AddScaled<'_> {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.tracker.enter(name, container_type);
-    }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.tracker.exit();
-    }
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let Some(step) = self.direction.get(&self.tracker.path()) else {
-            return param;
-        };
-        let scale = self.scale;
-        map_param_value(param, |t| {
-            let dims = t.dims();
-            let delta = Tensor::<1>::from_data(
-                TensorData::new(step.values.clone(), [step.len()]),
-                &t.device(),
-            );
-            t + delta.reshape(dims).mul_scalar(scale)
-        })
-    }
-}
-
-/// θ + scale · direction, for the parameters in `direction`.
-fn shifted<M: Module>(model: &M, direction: &Weights, scale: f32) -> M {
-    model.clone().map(&mut AddScaled {
-        tracker: PathTracker::default(),
-        direction,
-        scale,
-    })
-}
-
-/// The Hessian-gradient product Hg of the sample loss, by a central difference of gradients.
-pub async fn hessian_gradient<M: Classifier>(
-    model: &M,
-    mask: &Mask,
-    split: &Split,
-    sample: &[usize],
-    step: f64,
-    device: &Device,
-) -> (Weights, Weights) {
-    // Only surviving weights move: pruned ones stay 0 in θ ± εg (iterative GraSP).
-    let g = crate::imp::masked_weights(
-        &gradients(model, sample_loss(model, split, sample, device), mask).await,
-        mask,
-    );
-    let norm = g
-        .values()
-        .flat_map(|t| &t.values)
-        .map(|&v| f64::from(v).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    let epsilon = (step / norm.max(1e-12)) as f32;
-    let plus = shifted(model, &g, epsilon);
-    let minus = shifted(model, &g, -epsilon);
-    let g_plus = gradients(&plus, sample_loss(&plus, split, sample, device), mask).await;
-    let g_minus = gradients(&minus, sample_loss(&minus, split, sample, device), mask).await;
-    let hg = product(&g_plus, &g_minus, mask, |p, m| (p - m) / (2.0 * epsilon));
-    (g, hg)
+        .collect())
 }
 
 struct AbsMapper;
@@ -290,6 +300,13 @@ impl ModuleMapper for AbsMapper {
     }
 }
 
+/// The scores of one pass and the training images they saw (indices into the split).
+#[derive(Debug, Clone)]
+pub struct Scored {
+    pub scores: Weights,
+    pub images: Vec<usize>,
+}
+
 /// One scoring pass of `score` on `model` (already masked), for the parameters of `mask`.
 pub async fn score_once<M: Classifier>(
     model: &M,
@@ -297,13 +314,19 @@ pub async fn score_once<M: Classifier>(
     config: &PaiConfig,
     split: &Split,
     device: &Device,
-) -> Weights {
+) -> Result<Scored, HvpError> {
     let theta = read_weights(model).await;
-    match config.score {
-        Score::Magnitude => magnitudes(&theta),
+    let kept_by = |a: &Weights, f: fn(f32, f32) -> f32| {
+        let theta = &theta;
+        combine(a, theta, f)
+    };
+    let scored = |scores: Weights, images: Vec<usize>| Scored { scores, images };
+    Ok(match config.score {
+        Score::Magnitude => scored(magnitudes(&theta), Vec::new()),
         Score::Random => {
             let mut rng = Rng::for_purpose(config.seed, "pai-random");
-            mask.layers
+            let scores = mask
+                .layers
                 .iter()
                 .map(|l| {
                     let values = (0..l.total()).map(|_| rng.uniform() as f32).collect();
@@ -315,27 +338,57 @@ pub async fn score_once<M: Classifier>(
                         },
                     )
                 })
-                .collect()
+                .collect();
+            scored(scores, Vec::new())
         }
         Score::Snip => {
-            let sample = balanced_sample(split, config.samples_per_class, config.seed);
-            let g = gradients(model, sample_loss(model, split, &sample, device), mask).await;
-            product(&g, &theta, mask, |g, w| (g * w).abs())
+            let (sample, batch) = sample_batch(split, config, 1.0, device);
+            let (g, _) = gradient_and_gates(model, &batch, mask).await?;
+            scored(kept_by(&g, |g, w| (g * w).abs()), sample)
         }
         Score::Grasp => {
-            let sample = balanced_sample(split, config.samples_per_class, config.seed);
-            let (_, hg) =
-                hessian_gradient(model, mask, split, &sample, config.grasp_step, device).await;
-            product(&hg, &theta, mask, |hg, w| hg * w)
+            let (sample, batch) = sample_batch(split, config, config.temperature, device);
+            let (_, hg) = hessian_gradient(model, mask, &batch, config.hvp_step).await?;
+            scored(kept_by(&hg, |hg, w| hg * w), sample)
+        }
+        Score::Prospr => {
+            let mut rng = Rng::for_purpose(config.seed, "pai-prospr-batches");
+            let mut images = Vec::new();
+            let batches: Vec<LossBatch> = (0..=config.prospr_steps)
+                .map(|_| {
+                    let batch: Vec<usize> = (0..config.prospr_batch.min(split.len()))
+                        .map(|_| rng.below(split.len()))
+                        .collect();
+                    images.extend_from_slice(&batch);
+                    LossBatch::new(split, &batch, 1.0, device)
+                })
+                .collect();
+            let meta = prospr_meta_gradient(
+                model,
+                mask,
+                &batches,
+                config.prospr_learning_rate,
+                config.hvp_step,
+            )
+            .await?;
+            scored(combine(&meta, &meta, |m, _| m.abs()), images)
         }
         Score::Synflow => {
             let linear = model.clone().map(&mut AbsMapper);
             let ones = Tensor::<2>::ones([1, IMAGE_SIZE], device);
             let r = linear.forward(ones).sum();
-            let g = gradients(&linear, r, mask).await;
-            product(&g, &magnitudes(&theta), mask, |g, w| (g * w).abs())
+            let g = gradients(&linear, r, mask).await?;
+            let scores = combine(&g, &magnitudes(&theta), |g, w| (g * w).abs());
+            scored(scores, Vec::new())
         }
-    }
+    })
+}
+
+/// A mask pruned at initialisation and the training images its scores saw (sorted, unique).
+#[derive(Debug, Clone)]
+pub struct PrunedAtInit {
+    pub mask: Mask,
+    pub images: Vec<usize>,
 }
 
 /// Prunes `model` (at initialisation, on an autodiff device) to the configured density.
@@ -344,17 +397,21 @@ pub async fn prune_at_init<M: Classifier>(
     config: &PaiConfig,
     split: &Split,
     device: &Device,
-) -> Result<Mask, String> {
+) -> Result<PrunedAtInit, PaiError> {
     config.validate()?;
     let target = config.density();
     let mut mask = Mask::dense_for(model);
+    let mut images = Vec::new();
     for k in 1..=config.iterations {
         let density = target.powf(k as f64 / config.iterations as f64);
         let masked = apply_mask(model.clone(), &mask.to_device(device));
-        let scores = score_once(&masked, &mask, config, split, device).await;
-        mask = to_density(&mask, &scores, density, config.scope);
+        let scored = score_once(&masked, &mask, config, split, device).await?;
+        images.extend(scored.images);
+        mask = to_density(&mask, &scored.scores, density, config.scope);
     }
-    Ok(mask)
+    images.sort_unstable();
+    images.dedup();
+    Ok(PrunedAtInit { mask, images })
 }
 
 /// How a mask disconnects a network, checked before training.
@@ -477,6 +534,13 @@ pub struct PaiResult {
     pub compression: f64,
     /// Fraction of prunable weights remaining (10^−compression up to rounding).
     pub weights_remaining: f64,
+    /// The temperature the score divided logits by (GraSP), if any.
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    /// The training images (indices into the training split, after the 5K validation
+    /// hold-out and `train_subset`) a data-dependent score saw; empty for data-free scores.
+    #[serde(default)]
+    pub images_seen: Vec<usize>,
     pub collapse: Collapse,
     pub layers: Vec<crate::record::LayerReport>,
     /// The pruned network's training; `None` when the mask collapsed the network.
@@ -490,41 +554,78 @@ impl PaiResult {
     }
 }
 
+/// Record keys of one PaI experiment: `pai-<hash>/config.json`, `ticket.safetensors` (θ0 and
+/// the mask, written before training) and `result.json` (last: its presence marks it done).
+pub struct PaiKeys {
+    pub run: String,
+}
+
+impl PaiKeys {
+    pub fn config(&self) -> String {
+        format!("{}/config.json", self.run)
+    }
+    pub fn ticket(&self) -> String {
+        format!("{}/ticket.safetensors", self.run)
+    }
+    pub fn result(&self) -> String {
+        format!("{}/result.json", self.run)
+    }
+}
+
 /// Runs (or reads back from `store`) one PaI experiment.
 pub async fn run_pai<M: crate::model::Architecture>(
     experiment: &PaiExperiment,
     data: &crate::train::Prepared,
     device: &Device,
+    backend: &str,
     store: &mut dyn crate::store::RunStore,
     observer: &mut dyn crate::imp::ImpObserver,
-) -> Result<PaiResult, String> {
+) -> Result<PaiResult, PaiError> {
     experiment.pai.validate()?;
-    experiment.train.validate()?;
+    experiment
+        .train
+        .validate()
+        .map_err(crate::train::TrainError::Config)?;
     if experiment.train_subset == Some(0) || experiment.eval_subset == Some(0) {
-        return Err("train_subset and eval_subset must be at least 1".into());
+        return Err(PaiError::Config(
+            "train_subset and eval_subset must be at least 1".into(),
+        ));
     }
-    let key = format!("{}/result.json", experiment.run_name());
-    if let Some(done) = crate::store::read_json::<PaiResult>(store, &key) {
-        return done;
+    let keys = PaiKeys {
+        run: experiment.run_name(),
+    };
+    crate::store::claim_backend(store, &keys.run, backend)?;
+    if let Some(done) = crate::store::read_json::<PaiResult>(store, &keys.result()) {
+        return Ok(done?);
     }
-    crate::store::write_json(
-        store,
-        &format!("{}/config.json", experiment.run_name()),
-        experiment,
-    )?;
+    crate::store::write_json(store, &keys.config(), experiment)?;
     let device = device.clone().autodiff();
     let model: M = crate::model::init_model(experiment.model, experiment.seed, &device);
-    let mask = prune_at_init(&model, &experiment.pai, &data.train, &device).await?;
+    let pruned = prune_at_init(&model, &experiment.pai, &data.train, &device).await?;
+    let mask = pruned.mask;
+    let ticket = crate::ticket::Ticket {
+        mask: mask.clone(),
+        weights: crate::imp::masked_weights(&read_weights(&model).await, &mask),
+        provenance: crate::ticket::Provenance {
+            model: experiment.model.name().into(),
+            dataset: experiment.dataset.name().into(),
+            round: 0,
+            rewind: "init".into(),
+            seed: experiment.seed,
+            run: keys.run.clone(),
+            weights_remaining: mask.density(),
+            stream: String::new(),
+        },
+    };
+    store.write(&keys.ticket(), &ticket.to_safetensors())?;
     let collapse = detect_collapse(&mask);
     let training = if collapse.collapsed() {
         None
     } else {
         let started = web_time::Instant::now();
-        let outcome =
-            crate::train::train(model, Some(&mask), data, &experiment.train, None, observer)
-                .await
-                .map_err(|e| e.to_string())?;
-        let trained = crate::params::read_weights(&outcome.model).await;
+        let train = experiment.train.for_replicate(experiment.seed);
+        let outcome = crate::train::train(model, Some(&mask), data, &train, None, observer).await?;
+        let trained = read_weights(&outcome.model).await;
         observer.on_trained(0, &mask, &trained);
         Some(crate::record::RoundResult::from_training(
             0,
@@ -537,11 +638,13 @@ pub async fn run_pai<M: crate::model::Architecture>(
         score: experiment.pai.score.name().into(),
         compression: experiment.pai.compression,
         weights_remaining: mask.density(),
+        temperature: experiment.pai.temperature_used(),
+        images_seen: pruned.images,
         collapse,
         layers: crate::record::layer_report(&mask),
         training,
     };
-    crate::store::write_json(store, &key, &result)?;
+    crate::store::write_json(store, &keys.result(), &result)?;
     Ok(result)
 }
 

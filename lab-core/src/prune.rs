@@ -89,6 +89,16 @@ pub fn expected_remaining(total: usize, rate: f64, rounds: usize) -> usize {
     (0..rounds).fold(total, |n, _| n - prune_count(n, rate))
 }
 
+/// The order scores are pruned in: ascending, a NaN score (a diverged score or weight) lowest
+/// of all, in every path, so a NaN never panics and never keeps a weight.
+fn rank(score: f32) -> f32 {
+    if score.is_nan() {
+        f32::NEG_INFINITY
+    } else {
+        score
+    }
+}
+
 /// Removes the `count` lowest-scored surviving weights of one layer.
 fn prune_lowest(layer: &mut LayerMask, scores: &[f32], count: usize) {
     let mut surviving: Vec<usize> = (0..layer.keep.len()).filter(|&i| layer.keep[i]).collect();
@@ -96,9 +106,8 @@ fn prune_lowest(layer: &mut LayerMask, scores: &[f32], count: usize) {
     if count == 0 {
         return;
     }
-    let key = |&i: &usize| (scores[i], i);
-    surviving.select_nth_unstable_by(count - 1, |a, b| {
-        key(a).partial_cmp(&key(b)).expect("finite weights")
+    surviving.select_nth_unstable_by(count - 1, |&a, &b| {
+        rank(scores[a]).total_cmp(&rank(scores[b])).then(a.cmp(&b))
     });
     for &i in &surviving[..count] {
         layer.keep[i] = false;
@@ -186,7 +195,9 @@ pub fn lowest_global(mask: &Mask, scores: &Weights, count: usize) -> Mask {
         return next;
     }
     candidates.select_nth_unstable_by(count - 1, |a, b| {
-        a.0.total_cmp(&b.0).then((a.1, a.2).cmp(&(b.1, b.2)))
+        rank(a.0)
+            .total_cmp(&rank(b.0))
+            .then((a.1, a.2).cmp(&(b.1, b.2)))
     });
     for &(_, l, i) in &candidates[..count] {
         next.layers[l].keep[i] = false;
@@ -223,13 +234,14 @@ pub fn to_density(mask: &Mask, scores: &Weights, target_density: f64, scope: Pru
 }
 
 /// The random-pruning control: a uniformly random mask with exactly the per-layer counts of
-/// `reference`, drawn from `Rng::for_purpose(seed, "random-prune/<layer>")`.
-pub fn random_like(reference: &Mask, seed: u64) -> Mask {
+/// `reference`, drawn from `Rng::for_purpose(seed, "<stream>/<layer>")`: the stream names the
+/// purpose and the round, so no two (seed, round) pairs share a mask.
+pub fn random_like(reference: &Mask, seed: u64, stream: &str) -> Mask {
     let layers = reference
         .layers
         .iter()
         .map(|layer| {
-            let mut rng = Rng::for_purpose(seed, &format!("random-prune/{}", layer.name));
+            let mut rng = Rng::for_purpose(seed, &format!("{stream}/{}", layer.name));
             let order = rng.permutation(layer.total());
             let mut keep = vec![false; layer.total()];
             for &i in &order[..layer.remaining()] {
@@ -315,12 +327,29 @@ mod tests {
     fn random_like_keeps_counts_and_is_seeded() {
         let (mask, weights) = setup();
         let pruned = magnitude(&mask, &weights, &PruneConfig::default());
-        let r1 = random_like(&pruned, 1);
-        let r2 = random_like(&pruned, 1);
+        let r1 = random_like(&pruned, 1, "s");
+        let r2 = random_like(&pruned, 1, "s");
         assert_eq!(r1, r2);
         for (a, b) in r1.layers.iter().zip(&pruned.layers) {
             assert_eq!(a.remaining(), b.remaining());
         }
+    }
+
+    /// The old arithmetic seeds (seed + 1,000,003 + round) gave seed 0 round 9 and seed 2
+    /// round 7 the same random mask; streams hashed from (seed, purpose, round) do not.
+    #[test]
+    fn random_prune_streams_of_seeds_and_rounds_do_not_collide() {
+        use crate::imp::Control;
+        let mut half = Mask {
+            layers: vec![LayerMask::dense("w", &[40, 50])],
+        };
+        half.layers[0].keep = (0..2000).map(|i| i % 2 == 0).collect();
+        let draw =
+            |seed: u64, round: usize| random_like(&half, seed, &Control::RandomPrune.stream(round));
+        assert_ne!(draw(0, 9), draw(2, 7));
+        assert_ne!(draw(0, 9), draw(0, 8));
+        assert_ne!(draw(0, 9), draw(1, 9));
+        assert_eq!(draw(0, 9), draw(0, 9));
     }
 
     #[test]

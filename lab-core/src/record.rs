@@ -79,6 +79,9 @@ pub struct ImpReport {
     pub run: String,
     pub config: Value,
     pub backend: String,
+    /// The seed of the data order every training of this run used.
+    #[serde(default)]
+    pub data_seed: u64,
     /// The ticket lineage, round by round.
     pub rounds: Vec<RoundResult>,
     /// Control branches by name (`reinit`, `random-prune`), same fields as `rounds`.

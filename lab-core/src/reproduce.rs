@@ -92,6 +92,7 @@ pub struct Reproduction {
 pub async fn reproduce<M: Architecture>(
     protocol: &str,
     base: &ImpConfig,
+    backend: &str,
     seeds: &[u64],
     control_rounds: &[usize],
     data: &Prepared,
@@ -102,6 +103,7 @@ pub async fn reproduce<M: Architecture>(
     let mut groups: BTreeMap<String, Vec<Vec<RoundResult>>> = BTreeMap::new();
     for &seed in seeds {
         let config = base.clone().with_seed(seed);
+        crate::store::claim_backend(store, &config.run_name(), backend)?;
         let ticket = run_imp::<M>(&config, data, device, store, observer).await?;
         groups.entry("ticket".into()).or_default().push(ticket);
         for control in [Control::Reinit, Control::RandomPrune] {
@@ -132,7 +134,7 @@ pub async fn reproduce<M: Architecture>(
         budget: base.train.iterations,
         seeds: seeds.to_vec(),
         control_rounds: control_rounds.to_vec(),
-        backend: String::new(),
+        backend: backend.into(),
         groups,
         time,
         wall_seconds,

@@ -6,12 +6,75 @@
 
 use std::collections::BTreeMap;
 
+/// Why a record could not be written or read back.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{key}: {source}")]
+    Json {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{key}: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("{key} is missing")]
+    Missing { key: String },
+    #[error(
+        "the records of {run} were made on the {recorded} backend, not {requested}: numbers \
+         from two backends are not mixed in one run (use another output directory, or \
+         --backend {recorded})"
+    )]
+    BackendMismatch {
+        run: String,
+        recorded: String,
+        requested: String,
+    },
+}
+
+/// Records of one run come from one backend: the first run names it in `<run>/backend`, and
+/// a later run on another backend is refused rather than silently mixed in.
+pub fn claim_backend(store: &mut dyn RunStore, run: &str, backend: &str) -> Result<(), StoreError> {
+    let key = format!("{run}/backend");
+    match store.read(&key) {
+        Some(recorded) => {
+            let recorded = String::from_utf8_lossy(&recorded).trim().to_string();
+            if recorded.split(',').next_back() == Some(backend) {
+                Ok(())
+            } else if store.allows_backend_switch() {
+                store.write(&key, format!("{recorded},{backend}").as_bytes())
+            } else {
+                Err(StoreError::BackendMismatch {
+                    run: run.into(),
+                    recorded,
+                    requested: backend.into(),
+                })
+            }
+        }
+        None => store.write(&key, backend.as_bytes()),
+    }
+}
+
 pub trait RunStore {
     fn read(&self, key: &str) -> Option<Vec<u8>>;
-    fn write(&mut self, key: &str, bytes: &[u8]) -> Result<(), String>;
+    fn write(&mut self, key: &str, bytes: &[u8]) -> Result<(), StoreError>;
 
     fn exists(&self, key: &str) -> bool {
         self.read(key).is_some()
+    }
+
+    /// Removes a record (a finished round's checkpoint); absent keys are fine.
+    fn remove(&mut self, key: &str) -> Result<(), StoreError>;
+
+    /// Whether a run may continue on another backend (the browser's documented fallback from a
+    /// lost WebGPU device to the CPU); the backends used are then all recorded.
+    fn allows_backend_switch(&self) -> bool {
+        false
     }
 }
 
@@ -19,10 +82,13 @@ pub trait RunStore {
 pub fn read_json<T: serde::de::DeserializeOwned>(
     store: &dyn RunStore,
     key: &str,
-) -> Option<Result<T, String>> {
-    store
-        .read(key)
-        .map(|bytes| serde_json::from_slice(&bytes).map_err(|e| format!("{key}: {e}")))
+) -> Option<Result<T, StoreError>> {
+    store.read(key).map(|bytes| {
+        serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
+            key: key.into(),
+            source,
+        })
+    })
 }
 
 /// Writes a value as pretty JSON.
@@ -30,8 +96,11 @@ pub fn write_json<T: serde::Serialize>(
     store: &mut dyn RunStore,
     key: &str,
     value: &T,
-) -> Result<(), String> {
-    let text = serde_json::to_vec_pretty(value).map_err(|e| e.to_string())?;
+) -> Result<(), StoreError> {
+    let text = serde_json::to_vec_pretty(value).map_err(|source| StoreError::Json {
+        key: key.into(),
+        source,
+    })?;
     store.write(key, &text)
 }
 
@@ -46,8 +115,13 @@ impl RunStore for MemoryStore {
         self.entries.get(key).cloned()
     }
 
-    fn write(&mut self, key: &str, bytes: &[u8]) -> Result<(), String> {
+    fn write(&mut self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
         self.entries.insert(key.to_string(), bytes.to_vec());
+        Ok(())
+    }
+
+    fn remove(&mut self, key: &str) -> Result<(), StoreError> {
+        self.entries.remove(key);
         Ok(())
     }
 }
@@ -55,12 +129,25 @@ impl RunStore for MemoryStore {
 #[cfg(feature = "native")]
 pub use native::DirStore;
 
+/// Writes `bytes` to a temporary file beside `path`, syncs it and renames it into place, so a
+/// reader (or a run killed mid-write) sees the old file or the new one, never half of one.
+#[cfg(feature = "native")]
+pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".partial");
+    let temporary = std::path::PathBuf::from(temporary);
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
+}
+
 #[cfg(feature = "native")]
 mod native {
-    use std::io::Write;
     use std::path::PathBuf;
 
-    use super::RunStore;
+    use super::{RunStore, StoreError};
 
     /// Records under a directory; each write goes to a temporary file that is synced and
     /// renamed into place.
@@ -84,18 +171,27 @@ mod native {
             std::fs::read(self.path(key)).ok()
         }
 
-        fn write(&mut self, key: &str, bytes: &[u8]) -> Result<(), String> {
+        fn write(&mut self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
             let path = self.path(key);
-            let parent = path.parent().ok_or("a key names a file")?;
-            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-            let temporary = path.with_extension("partial");
-            let result = (|| {
-                let mut file = std::fs::File::create(&temporary)?;
-                file.write_all(bytes)?;
-                file.sync_all()?;
-                std::fs::rename(&temporary, &path)
-            })();
-            result.map_err(|e| format!("{}: {e}", path.display()))
+            let io = |source| StoreError::Io {
+                path: path.display().to_string(),
+                source,
+            };
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(io)?;
+            }
+            crate::store::write_atomically(&path, bytes).map_err(io)
+        }
+
+        fn remove(&mut self, key: &str) -> Result<(), StoreError> {
+            let path = self.path(key);
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io {
+                    path: path.display().to_string(),
+                    source: e,
+                }),
+                _ => Ok(()),
+            }
         }
     }
 }

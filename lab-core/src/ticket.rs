@@ -25,6 +25,10 @@ pub struct Provenance {
     /// Hash-named run the ticket came from.
     pub run: String,
     pub weights_remaining: f64,
+    /// Where the weights come from when not the run's own θ0/θk: the random stream of a
+    /// control (`"control/reinit/round-03"`, under `seed`) or the mask's (random pruning).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stream: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]

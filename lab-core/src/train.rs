@@ -17,9 +17,11 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
+use crate::checkpoint::{Checkpoint, Checkpointing, Progress, param_ids, with_param_ids};
 use crate::data::{IMAGE_SIZE, Mnist, Split};
 use crate::mask::{DeviceMask, Mask, apply_mask, mask_gradients};
 use crate::model::Classifier;
+use crate::params::{load_weights, read_weights};
 use crate::rng::Rng;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -51,12 +53,26 @@ pub struct TrainConfig {
     /// Evaluate on validation and test every this many iterations (and at 0 and the end).
     #[config(default = 100)]
     pub eval_every: usize,
-    /// Seed of the data order (the same in every IMP round, as in open_lth).
-    #[config(default = 0)]
-    pub data_seed: u64,
+    /// Seed of the data order. `None`: the experiment's replicate seed, so replicates vary
+    /// their data order as well as θ0 (see [`TrainConfig::for_replicate`]). Either way it is
+    /// the same in every IMP round and control of one lineage, as in open_lth.
+    #[config(default = "None")]
+    pub data_seed: Option<u64>,
 }
 
 impl TrainConfig {
+    /// The data order of replicate `seed`: an explicit `data_seed` wins.
+    pub fn data_order_seed(&self, seed: u64) -> u64 {
+        self.data_seed.unwrap_or(seed)
+    }
+
+    /// This config with the data seed resolved for replicate `seed` (what experiments train).
+    pub fn for_replicate(&self, seed: u64) -> TrainConfig {
+        let mut resolved = self.clone();
+        resolved.data_seed = Some(self.data_order_seed(seed));
+        resolved
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.batch_size == 0 {
             return Err("batch_size must be at least 1".into());
@@ -145,7 +161,7 @@ pub struct TrainOutcome<M> {
     pub time: TimeSplit,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     #[error("training diverged: validation loss {loss} at iteration {iteration}")]
     Diverged { iteration: usize, loss: f64 },
@@ -155,6 +171,8 @@ pub enum TrainError {
     Config(String),
     #[error("reading metrics from the device failed: {0}")]
     Device(String),
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] crate::store::StoreError),
 }
 
 /// A boxed future returned by [`Observer::pause`].
@@ -164,6 +182,8 @@ pub type Pause<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
 pub trait Observer {
     fn on_step(&mut self, _iteration: usize, _total: usize) {}
     fn on_eval(&mut self, _point: &EvalPoint) {}
+    /// The run resumed from a checkpoint after `iteration` finished iterations.
+    fn on_resume(&mut self, _iteration: usize) {}
     fn cancelled(&self) -> bool {
         false
     }
@@ -187,27 +207,16 @@ pub struct Prepared {
     device: Device,
 }
 
-/// Images are scaled to [0, 1] then standardised with MNIST's mean and std (as open_lth).
-const PIXEL_MEAN: f32 = 0.1307;
-const PIXEL_STD: f32 = 0.3081;
 const EVAL_CHUNK: usize = 1000;
 
-/// The network's input for a pixel intensity in [0, 1] (white digit on black, as MNIST).
-pub fn standardise_pixel(intensity: f32) -> f32 {
-    (intensity - PIXEL_MEAN) / PIXEL_STD
-}
-
-fn pixel_table() -> [f32; 256] {
-    std::array::from_fn(|v| standardise_pixel(v as f32 / 255.0))
-}
-
-/// A batch of images and labels as tensors.
+/// A batch of images and labels as tensors; pixels are scaled to [0, 1] and standardised with
+/// the split's data set's own mean and std (as open_lth).
 pub fn batch_tensors(
     split: &Split,
     indices: &[usize],
     device: &Device,
 ) -> (Tensor<2>, Tensor<1, Int>) {
-    let table = pixel_table();
+    let table = split.pixels.table();
     let mut pixels = Vec::with_capacity(indices.len() * IMAGE_SIZE);
     let mut labels = Vec::with_capacity(indices.len());
     for &i in indices {
@@ -402,6 +411,36 @@ pub async fn train_from<M: Classifier>(
     snapshot_at: Option<usize>,
     observer: &mut dyn Observer,
 ) -> Result<TrainOutcome<M>, TrainError> {
+    let schedule = Schedule {
+        start,
+        snapshot_at,
+        checkpoint: None,
+    };
+    train_scheduled(model, mask, data, config, schedule, observer).await
+}
+
+/// Where a run starts, when it keeps θk, and where it checkpoints.
+pub struct Schedule<'a> {
+    /// Iterations already done by `model` (0, or k for a rewound round).
+    pub start: usize,
+    /// Keep the model after this many iterations (θk for late rewinding).
+    pub snapshot_at: Option<usize>,
+    /// Checkpoint every so often, and resume from the last checkpoint if there is one.
+    pub checkpoint: Option<Checkpointing<'a>>,
+}
+
+/// [`train_from`] with checkpoints: with `schedule.checkpoint`, the run saves its state every
+/// `every` iterations and, if a checkpoint exists, resumes from it instead of from `start`,
+/// giving the same results as an uninterrupted run.
+pub async fn train_scheduled<M: Classifier>(
+    model: M,
+    mask: Option<&Mask>,
+    data: &Prepared,
+    config: &TrainConfig,
+    mut schedule: Schedule<'_>,
+    observer: &mut dyn Observer,
+) -> Result<TrainOutcome<M>, TrainError> {
+    let (start, snapshot_at) = (schedule.start, schedule.snapshot_at);
     config.validate().map_err(TrainError::Config)?;
     if start > config.iterations {
         return Err(TrainError::Config(format!(
@@ -423,21 +462,46 @@ pub async fn train_from<M: Classifier>(
         ));
     }
     let (mut stepper, mut model) = Stepper::new(model, mask, config, &device);
-    let mut order = BatchOrder::new(data.train.len(), config.batch_size, config.data_seed);
-    let mut curve = Vec::new();
-    let mut time = TimeSplit::default();
-    for _ in 0..start {
+    // Experiments resolve the data seed (`for_replicate`); a bare call uses the order of seed 0.
+    let mut order = BatchOrder::new(
+        data.train.len(),
+        config.batch_size,
+        config.data_order_seed(0),
+    );
+    let saved = match &schedule.checkpoint {
+        Some(c) => Checkpoint::load(&*c.store, &c.key)?,
+        None => None,
+    };
+    let (mut curve, mut time, mut snapshot, done) = match saved {
+        Some(saved) => {
+            if saved.progress.start != start || saved.progress.iteration > config.iterations {
+                return Err(TrainError::Config(format!(
+                    "the checkpoint ran from iteration {} to {}, this run goes from {start} to {}",
+                    saved.progress.start, saved.progress.iteration, config.iterations
+                )));
+            }
+            model = with_param_ids(load_weights(model, &saved.weights), &saved.param_ids);
+            stepper.optimizer = stepper.optimizer.load_record(saved.optimizer);
+            let snapshot = saved.snapshot.map(|w| load_weights(model.clone(), &w));
+            let progress = saved.progress;
+            observer.on_resume(progress.iteration);
+            (progress.curve, progress.time, snapshot, progress.iteration)
+        }
+        None => {
+            let mut time = TimeSplit::default();
+            let snapshot = (snapshot_at == Some(start)).then(|| model.clone());
+            let started = Instant::now();
+            let first = check(evaluate(&model, data, start).await?)?;
+            time.evaluation += started.elapsed().as_secs_f64();
+            observer.on_eval(&first);
+            (vec![first], time, snapshot, start)
+        }
+    };
+    for _ in 0..done {
         order.next();
     }
-    let mut snapshot = (snapshot_at == Some(start)).then(|| model.clone());
 
-    let started = Instant::now();
-    let first = check(evaluate(&model, data, start).await?)?;
-    time.evaluation += started.elapsed().as_secs_f64();
-    observer.on_eval(&first);
-    curve.push(first);
-
-    for iteration in start + 1..=config.iterations {
+    for iteration in done + 1..=config.iterations {
         if observer.cancelled() {
             return Err(TrainError::Cancelled(iteration - 1));
         }
@@ -463,6 +527,34 @@ pub async fn train_from<M: Classifier>(
             time.evaluation += started.elapsed().as_secs_f64();
             observer.on_eval(&point);
             curve.push(point);
+        }
+        if let Some(checkpointing) = schedule.checkpoint.as_mut()
+            && checkpointing.every > 0
+            && iteration.is_multiple_of(checkpointing.every)
+            && iteration < config.iterations
+        {
+            let checkpoint = Checkpoint {
+                progress: Progress {
+                    start,
+                    iteration,
+                    curve: curve.clone(),
+                    time,
+                },
+                weights: read_weights(&model).await,
+                snapshot: match &snapshot {
+                    Some(s) => Some(read_weights(s).await),
+                    None => None,
+                },
+                param_ids: param_ids(&model),
+                optimizer: stepper.optimizer.to_record(),
+            };
+            let bytes = checkpoint.encode().map_err(|reason| {
+                TrainError::Checkpoint(crate::store::StoreError::Corrupt {
+                    key: checkpointing.key.clone(),
+                    reason,
+                })
+            })?;
+            checkpointing.store.write(&checkpointing.key, &bytes)?;
         }
         if let Some(pause) = observer.pause() {
             pause.await;

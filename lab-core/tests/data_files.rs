@@ -124,14 +124,89 @@ fn a_directory_without_the_files_says_where_it_looked() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[test]
-fn fashion_mnist_from_debian_loads_when_installed() {
+fn fashion_mnist() -> lab_core::data::Mnist {
     let dir = std::path::Path::new("/usr/share/datasets/fashion-mnist");
-    if !dir.is_dir() {
-        eprintln!("skipped: dataset-fashion-mnist is not installed (scripts/setup.sh installs it)");
-        return;
-    }
-    let data = load_dir(DatasetKind::FashionMnist, dir).unwrap();
+    assert!(
+        dir.is_dir(),
+        "Fashion-MNIST is missing: install Debian's dataset-fashion-mnist (scripts/setup.sh core)"
+    );
+    load_dir(DatasetKind::FashionMnist, dir).unwrap()
+}
+
+#[test]
+fn fashion_mnist_from_debian_loads() {
+    let data = fashion_mnist();
     assert_eq!(data.train.len() + data.validation.len(), 60_000);
     assert_eq!(data.test.len(), 10_000);
+}
+
+/// Each data set is standardised with its own pixel statistics, measured here on its 60,000
+/// training images.
+#[test]
+fn each_data_set_is_standardised_with_its_own_statistics() {
+    let check = |data: &lab_core::data::Mnist| {
+        let (mut sum, mut squares, mut n) = (0.0f64, 0.0f64, 0.0f64);
+        for split in [&data.train, &data.validation] {
+            for &p in &split.images {
+                let x = f64::from(p) / 255.0;
+                sum += x;
+                squares += x * x;
+                n += 1.0;
+            }
+        }
+        let mean = sum / n;
+        let std = (squares / n - mean * mean).sqrt();
+        let stats = data.kind.pixel_stats();
+        assert!(
+            (f64::from(stats.mean) - mean).abs() < 5e-4,
+            "{:?}: mean {mean}",
+            data.kind
+        );
+        assert!(
+            (f64::from(stats.std) - std).abs() < 5e-4,
+            "{:?}: std {std}",
+            data.kind
+        );
+        assert_eq!(data.train.pixels, stats);
+        assert_eq!(data.test.pixels, stats);
+    };
+    check(&fashion_mnist());
+    check(common::mnist());
+}
+
+/// Evaluation subsets are seeded, class-stratified random draws, not the first N images.
+#[test]
+fn evaluation_subsets_are_stratified_random_draws() {
+    let data = common::mnist();
+    let limited = data.limited(Some(500), Some(1000));
+    assert_eq!(limited.train.len(), 500);
+    assert_eq!(limited.test.len(), 1000);
+    assert_eq!(limited.validation.len(), 1000);
+    let counts = |labels: &[u8]| {
+        let mut c = [0usize; 10];
+        for &l in labels {
+            c[l as usize] += 1;
+        }
+        c
+    };
+    let full = counts(&data.test.labels);
+    let sub = counts(&limited.test.labels);
+    for class in 0..10 {
+        let share = 1000.0 * full[class] as f64 / 10_000.0;
+        assert!(
+            (sub[class] as f64 - share).abs() <= 1.0,
+            "class {class}: {} vs {share}",
+            sub[class]
+        );
+    }
+    assert_ne!(
+        limited.test.labels,
+        data.test.take(1000).labels,
+        "the first 1,000 images"
+    );
+    // The same draw every time.
+    assert_eq!(
+        data.limited(None, Some(1000)).test.images,
+        limited.test.images
+    );
 }

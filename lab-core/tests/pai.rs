@@ -7,10 +7,11 @@ use lab_core::backend::BackendKind;
 use lab_core::block_on;
 use lab_core::burn::module::Module;
 use lab_core::burn::nn::{Linear, LinearConfig};
-use lab_core::burn::tensor::activation::relu;
 use lab_core::burn::tensor::{Device, Tensor};
+use lab_core::data::Split;
+use lab_core::hvp::LossBatch;
 use lab_core::mask::{LayerMask, Mask};
-use lab_core::model::{Classifier, Mlp, ModelKind, glorot_normal, init_model};
+use lab_core::model::{Classifier, Gates, Mlp, ModelKind, glorot_normal, init_model};
 use lab_core::pai::{
     PaiConfig, Score, balanced_sample, detect_collapse, hessian_gradient, prune_at_init, score_once,
 };
@@ -39,11 +40,11 @@ impl BiasFree {
 }
 
 impl Classifier for BiasFree {
-    fn forward(&self, images: Tensor<2>) -> Tensor<2> {
+    fn forward_gated(&self, images: Tensor<2>, gates: &mut Gates) -> Tensor<2> {
         let last = self.layers.len() - 1;
         self.layers.iter().enumerate().fold(images, |x, (i, l)| {
             let y = l.forward(x);
-            if i < last { relu(y) } else { y }
+            if i < last { gates.relu(y) } else { y }
         })
     }
 }
@@ -54,13 +55,11 @@ fn synflow_scores_are_conserved_across_layers() {
     let model = BiasFree::new(&[784, 300, 100, 10], &device);
     let mask = Mask::dense_for(&model);
     let config = PaiConfig::new(Score::Synflow, 1.0);
-    let scores = block_on(score_once(
-        &model,
-        &mask,
-        &config,
-        &common::mnist().train,
-        &device,
-    ));
+    // Data-free: an empty training split.
+    let no_data = Split::default();
+    let scores = block_on(score_once(&model, &mask, &config, &no_data, &device))
+        .unwrap()
+        .scores;
     let sums: Vec<f64> = mask
         .layers
         .iter()
@@ -145,7 +144,9 @@ fn snip_and_grasp_match_closed_forms_on_softmax_regression() {
     let split = &common::mnist().train;
     let mut snip = PaiConfig::new(Score::Snip, 1.0);
     snip.samples_per_class = 2;
-    let scores = block_on(score_once(&model, &mask, &snip, split, &device));
+    let scores = block_on(score_once(&model, &mask, &snip, split, &device))
+        .unwrap()
+        .scores;
     for (k, &s) in scores["layers.0.weight"].values.iter().enumerate() {
         let exact = (g[k] * w[k]).abs();
         assert!(
@@ -155,9 +156,8 @@ fn snip_and_grasp_match_closed_forms_on_softmax_regression() {
     }
 
     let sample = balanced_sample(split, 2, 0);
-    let (_, estimated) = block_on(hessian_gradient(
-        &model, &mask, split, &sample, 1e-2, &device,
-    ));
+    let batch = LossBatch::new(split, &sample, 1.0, &device);
+    let (_, estimated) = block_on(hessian_gradient(&model, &mask, &batch, 1e-2)).unwrap();
     let est = &estimated["layers.0.weight"].values;
     let err: f64 = est
         .iter()
@@ -179,7 +179,9 @@ fn masks_hit_the_requested_density_exactly() {
         for scope in [PruneScope::Global, PruneScope::PerLayer] {
             let mut config = PaiConfig::new(score, 1.5);
             config.scope = scope;
-            let mask = block_on(prune_at_init(&model, &config, split, &device)).unwrap();
+            let mask = block_on(prune_at_init(&model, &config, split, &device))
+                .unwrap()
+                .mask;
             let density = config.density();
             match scope {
                 PruneScope::Global => {
@@ -200,7 +202,9 @@ fn masks_hit_the_requested_density_exactly() {
     // Iterative SynFlow ends on the same count.
     let mut config = PaiConfig::new(Score::Synflow, 2.0);
     config.iterations = 10;
-    let mask = block_on(prune_at_init(&model, &config, split, &device)).unwrap();
+    let mask = block_on(prune_at_init(&model, &config, split, &device))
+        .unwrap()
+        .mask;
     assert_eq!(mask.remaining(), (266_200.0 * 0.01f64).round() as usize);
 }
 

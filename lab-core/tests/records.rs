@@ -310,3 +310,238 @@ fn partial_json_configs_fill_in_defaults_and_refuse_unknown_settings() {
     .unwrap_err();
     assert!(error.contains("train.iterashuns"), "{error}");
 }
+
+/// Replicates vary the data order with their seed; an explicit data seed overrides it, and
+/// every round of a lineage uses the same order.
+#[test]
+fn replicate_seeds_vary_the_data_order() {
+    use lab_core::model::{ModelKind, init_model};
+    use lab_core::params::read_weights;
+    use lab_core::train::{Silent, train};
+    let device = lab_core::backend::BackendKind::Ndarray
+        .device()
+        .unwrap()
+        .autodiff();
+    let data = Prepared::new(&common::mnist().subset(3000, 200, 200), &device);
+    let base = TrainConfig::new().with_iterations(5).with_eval_every(5);
+    let after = |config: &TrainConfig| {
+        let model: Mlp = init_model(ModelKind::Lenet300, 0, &device);
+        let outcome = block_on(train(model, None, &data, config, None, &mut Silent)).unwrap();
+        block_on(read_weights(&outcome.model))
+    };
+    let seed0 = after(&base.for_replicate(0));
+    let seed1 = after(&base.for_replicate(1));
+    assert_ne!(
+        seed0, seed1,
+        "replicate seeds 0 and 1 trained on the same batches"
+    );
+    let pinned = base.clone().with_data_seed(Some(0)).for_replicate(1);
+    assert_eq!(after(&pinned), seed0, "an explicit data seed wins");
+    assert_eq!(base.data_order_seed(7), 7);
+
+    // The report names the order; the run name of seed 1 differs from seed 0's.
+    let report_seed = |seed: u64| config(1).with_seed(seed).train.data_order_seed(seed);
+    assert_eq!((report_seed(0), report_seed(3)), (0, 3));
+}
+
+/// A run's records come from one backend: a rerun on another is refused with the reason.
+#[test]
+fn records_of_one_backend_refuse_another() {
+    use lab_core::imp::run_experiment;
+    use lab_core::store::{StoreError, claim_backend};
+    let mut store = MemoryStore::default();
+    claim_backend(&mut store, "imp-x", "ndarray").unwrap();
+    claim_backend(&mut store, "imp-x", "ndarray").unwrap();
+    let err = claim_backend(&mut store, "imp-x", "wgpu").unwrap_err();
+    assert!(matches!(err, StoreError::BackendMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("ndarray"), "{err}");
+
+    // Through an experiment: the same config on a second backend name fails before training.
+    let device = lab_core::backend::BackendKind::Ndarray.device().unwrap();
+    let tiny = ImpConfig::new()
+        .with_rounds(1)
+        .with_train(TrainConfig::new().with_iterations(2).with_eval_every(2))
+        .with_train_subset(Some(200))
+        .with_eval_subset(Some(100));
+    let mut store = MemoryStore::default();
+    let run = |store: &mut MemoryStore, backend: &str| {
+        block_on(run_experiment(
+            &tiny,
+            &[],
+            common::mnist(),
+            &device,
+            backend,
+            store,
+            &mut CountSteps::default(),
+            &mut |_| {},
+        ))
+    };
+    run(&mut store, "ndarray").unwrap();
+    let err = run(&mut store, "flex").unwrap_err();
+    assert!(
+        err.to_string().contains("were made on the ndarray backend"),
+        "{err}"
+    );
+}
+
+/// Cancels after `at` iterations, like a kill between two batches.
+struct StopAt {
+    at: usize,
+    seen: usize,
+    resumed_at: Option<usize>,
+}
+impl Observer for StopAt {
+    fn on_step(&mut self, iteration: usize, _: usize) {
+        self.seen = iteration;
+    }
+    fn on_resume(&mut self, iteration: usize) {
+        self.resumed_at = Some(iteration);
+    }
+    fn cancelled(&self) -> bool {
+        self.seen >= self.at
+    }
+}
+impl ImpObserver for StopAt {}
+
+/// A run stopped inside a round resumes from its last checkpoint (not from the round's
+/// start) and ends with exactly the numbers of an uninterrupted run: weights, optimiser
+/// state, data position, curve. Late rewinding (θk inside the checkpoint) and a control too.
+#[test]
+fn a_run_stopped_inside_a_round_resumes_from_its_checkpoint_with_the_same_results() {
+    use lab_core::imp::{Control, Rewind, run_control};
+    use lab_core::ticket::Ticket;
+    let device = lab_core::backend::BackendKind::Ndarray.device().unwrap();
+    let data = Prepared::new(&common::mnist().subset(3000, 500, 500), &device);
+    // θk at 10 is inside the first checkpoint interval, so it must travel in the checkpoint.
+    let config = config(2)
+        .with_rewind(Rewind::Iteration(10))
+        .with_checkpoint_every(20);
+    let keys = RunKeys {
+        run: config.run_name(),
+    };
+
+    let mut reference_store = MemoryStore::default();
+    let reference = block_on(run_imp::<Mlp>(
+        &config,
+        &data,
+        &device,
+        &mut reference_store,
+        &mut CountSteps::default(),
+    ))
+    .unwrap();
+    let reference_control = block_on(run_control::<Mlp>(
+        &config,
+        Control::Reinit,
+        None,
+        &data,
+        &device,
+        &mut reference_store,
+        &mut CountSteps::default(),
+    ))
+    .unwrap();
+
+    let mut store = MemoryStore::default();
+    // Round 0 stops at iteration 45: its checkpoint is the one of iteration 40.
+    let mut stop = StopAt {
+        at: 45,
+        seen: 0,
+        resumed_at: None,
+    };
+    let err = block_on(run_imp::<Mlp>(
+        &config, &data, &device, &mut store, &mut stop,
+    ))
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("cancelled at iteration 45"),
+        "{err}"
+    );
+    assert!(store.exists(&keys.checkpoint(None, 0)));
+    assert!(!store.exists(&keys.result(None, 0)));
+
+    let mut resumed = StopAt {
+        at: usize::MAX,
+        seen: 0,
+        resumed_at: None,
+    };
+    let results = block_on(run_imp::<Mlp>(
+        &config,
+        &data,
+        &device,
+        &mut store,
+        &mut resumed,
+    ))
+    .unwrap();
+    assert_eq!(
+        resumed.resumed_at,
+        Some(40),
+        "did not resume from the checkpoint"
+    );
+    assert_eq!(without_timing(results), without_timing(reference));
+    assert!(
+        !store.exists(&keys.checkpoint(None, 0)),
+        "a finished round keeps no checkpoint"
+    );
+    let read =
+        |s: &MemoryStore, key: &str| Ticket::from_safetensors(&s.read(key).unwrap()).unwrap();
+    assert_eq!(
+        read(&store, &keys.rewind()),
+        read(&reference_store, &keys.rewind())
+    );
+    assert_eq!(
+        read(&store, &keys.ticket(1)),
+        read(&reference_store, &keys.ticket(1))
+    );
+
+    // A control (reinit trains from iteration 0) stopped twice inside its round 0.
+    let mut stop = StopAt {
+        at: 30,
+        seen: 0,
+        resumed_at: None,
+    };
+    assert!(
+        block_on(run_control::<Mlp>(
+            &config,
+            Control::Reinit,
+            None,
+            &data,
+            &device,
+            &mut store,
+            &mut stop
+        ))
+        .is_err()
+    );
+    let mut stop = StopAt {
+        at: 50,
+        seen: 0,
+        resumed_at: None,
+    };
+    assert!(
+        block_on(run_control::<Mlp>(
+            &config,
+            Control::Reinit,
+            None,
+            &data,
+            &device,
+            &mut store,
+            &mut stop
+        ))
+        .is_err()
+    );
+    let mut resumed = StopAt {
+        at: usize::MAX,
+        seen: 0,
+        resumed_at: None,
+    };
+    let control = block_on(run_control::<Mlp>(
+        &config,
+        Control::Reinit,
+        None,
+        &data,
+        &device,
+        &mut store,
+        &mut resumed,
+    ))
+    .unwrap();
+    assert_eq!(resumed.resumed_at, Some(40));
+    assert_eq!(without_timing(control), without_timing(reference_control));
+}

@@ -26,7 +26,7 @@ use lab_core::pai::{PaiExperiment, PaiResult, run_pai};
 use lab_core::params::load_weights;
 use lab_core::plot;
 use lab_core::record::{ImpReport, RoundResult, with_defaults};
-use lab_core::train::{Pause, Prepared, standardise_pixel};
+use lab_core::train::{Pause, Prepared};
 use serde_json::{Value, json};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -264,6 +264,7 @@ impl Lab {
                     &experiment,
                     &prepared,
                     &backend.device,
+                    backend.kind.name(),
                     &mut store,
                     &mut observer,
                 )
@@ -273,6 +274,7 @@ impl Lab {
                     &experiment,
                     &prepared,
                     &backend.device,
+                    backend.kind.name(),
                     &mut store,
                     &mut observer,
                 )
@@ -362,8 +364,15 @@ impl Lab {
             .ok_or_else(|| js_error("no trained network yet: run an experiment first"))?;
         let backend = self.backend_in_use()?;
         let model_kind = trained.model;
+        // The network was trained on the loaded data set's standardisation.
+        let stats = self
+            .data
+            .borrow()
+            .as_ref()
+            .map(|data| data.train.pixels)
+            .unwrap_or_default();
         Ok(future_to_promise(async move {
-            let input: Vec<f32> = pixels.iter().map(|&p| standardise_pixel(p)).collect();
+            let input: Vec<f32> = pixels.iter().map(|&p| stats.standardise(p)).collect();
             let input = Tensor::<2>::from_data(TensorData::new(input, [1, 784]), &backend.device);
             let probabilities = if model_kind.is_mlp() {
                 forward::<Mlp>(model_kind, &trained, input, &backend.device)

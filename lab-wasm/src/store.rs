@@ -5,7 +5,7 @@
 //! as `lth imp` does with its records directory.
 
 use js_sys::{Map, Uint8Array};
-use lab_core::store::RunStore;
+use lab_core::store::{RunStore, StoreError};
 use wasm_bindgen::JsCast;
 
 #[derive(Clone)]
@@ -25,8 +25,19 @@ impl RunStore for JsStore {
         value.dyn_ref::<Uint8Array>().map(Uint8Array::to_vec)
     }
 
-    fn write(&mut self, key: &str, bytes: &[u8]) -> Result<(), String> {
+    fn write(&mut self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
         self.map.set(&key.into(), &Uint8Array::from(bytes).into());
         Ok(())
+    }
+
+    fn remove(&mut self, key: &str) -> Result<(), StoreError> {
+        self.map.delete(&key.into());
+        Ok(())
+    }
+
+    /// A run whose WebGPU device was lost resumes on the CPU from these records (the page's
+    /// documented fallback); `<run>/backend` then lists both.
+    fn allows_backend_switch(&self) -> bool {
+        true
     }
 }

@@ -1,5 +1,5 @@
-//! End-to-end: the `lth` binary on real MNIST, as a user runs it.
-//! Build it first (`cargo build --release -p lab-cli`; scripts/test.sh does).
+//! End-to-end: the `lth` binary on real MNIST, as a user runs it (`cargo test -p lab-cli
+//! --test cli` builds the binary it runs).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -8,15 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 fn lth() -> PathBuf {
-    // target/<profile>/deps/cli-<hash> → target/<profile>/lth
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("lth");
-    assert!(
-        path.is_file(),
-        "{} missing: build lab-cli first",
-        path.display()
-    );
-    path
+    // The binary cargo built for this test run (the test is declared in lab-cli/Cargo.toml).
+    PathBuf::from(env!("CARGO_BIN_EXE_lth"))
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -129,7 +122,14 @@ fn a_killed_run_resumes_with_the_same_results() {
         std::thread::sleep(Duration::from_millis(20));
     };
     child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    let status = child.wait().unwrap();
+    // The kill interrupted the run: it did not exit by itself and its last round is unfinished.
+    assert!(!status.success(), "the run had already finished");
+    let last_round = round1_done.parent().unwrap().with_file_name("round-04");
+    assert!(
+        !last_round.join("result.json").exists(),
+        "the run had already finished"
+    );
     let finished_before = std::fs::read(&round1_done).unwrap();
 
     let rerun = imp(&out, "5", &[]).output().unwrap();
@@ -146,6 +146,80 @@ fn a_killed_run_resumes_with_the_same_results() {
 
     let reference = scratch("reference");
     assert!(imp(&reference, "5", &[]).status().unwrap().success());
+    assert_eq!(
+        strip_timing(&report(&out)["rounds"]),
+        strip_timing(&report(&reference)["rounds"])
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+    std::fs::remove_dir_all(&reference).unwrap();
+}
+
+/// kill -9 inside a round: the rerun resumes from the round's checkpoint (it says so), not
+/// from the round's start, and gives the numbers of an uninterrupted run.
+#[test]
+fn a_run_killed_inside_a_round_resumes_from_its_checkpoint() {
+    let out = scratch("checkpoint");
+    let every = ["--checkpoint-every", "50"];
+    let mut child = imp(&out, "2", &every)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let records = out.join("records");
+    let started = Instant::now();
+    let checkpoint = loop {
+        let found = std::fs::read_dir(&records).ok().and_then(|mut runs| {
+            let run = runs.next()?.ok()?.path();
+            let checkpoint = run.join("round-01").join("checkpoint.bin");
+            checkpoint.is_file().then_some(checkpoint)
+        });
+        if let Some(path) = found {
+            break path;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no checkpoint in round 1"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    child.kill().unwrap(); // SIGKILL
+    assert!(
+        !child.wait().unwrap().success(),
+        "the run had already finished"
+    );
+    let round = checkpoint.parent().unwrap();
+    assert!(
+        !round.join("result.json").exists(),
+        "round 1 had already finished"
+    );
+    assert!(checkpoint.is_file());
+
+    // Not --quiet: the rerun says where it resumed.
+    let mut rerun = Command::new(lth());
+    rerun
+        .args(["imp", "--rounds", "2", "--out"])
+        .arg(&out)
+        .args(QUICK)
+        .args(every);
+    let rerun = rerun.output().unwrap();
+    let said = String::from_utf8_lossy(&rerun.stderr);
+    assert!(rerun.status.success(), "{said}");
+    assert!(
+        said.contains("resumed at iteration 50 from its checkpoint")
+            || said.contains("resumed at iteration 100 from its checkpoint"),
+        "the rerun did not resume inside round 1: {said}"
+    );
+    assert!(
+        !checkpoint.exists(),
+        "a finished round keeps its checkpoint"
+    );
+
+    let reference = scratch("checkpoint-reference");
+    assert!(imp(&reference, "2", &[]).status().unwrap().success());
     assert_eq!(
         strip_timing(&report(&out)["rounds"]),
         strip_timing(&report(&reference)["rounds"])

@@ -100,6 +100,48 @@ impl DatasetKind {
             DatasetKind::FashionMnist => "fashion-mnist",
         }
     }
+
+    /// Mean and standard deviation of the pixel intensities (scaled to [0, 1]) of the data
+    /// set's 60,000 training images; inputs are standardised with its own values.
+    pub fn pixel_stats(self) -> PixelStats {
+        match self {
+            // open_lth's and torchvision's values for MNIST.
+            DatasetKind::Mnist => PixelStats {
+                mean: 0.1307,
+                std: 0.3081,
+            },
+            // Computed from the 60,000 training images (checked by a test on the real files).
+            DatasetKind::FashionMnist => PixelStats {
+                mean: 0.2860,
+                std: 0.3530,
+            },
+        }
+    }
+}
+
+/// What inputs are standardised with: x = (intensity − mean) / std.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PixelStats {
+    pub mean: f32,
+    pub std: f32,
+}
+
+impl Default for PixelStats {
+    fn default() -> Self {
+        DatasetKind::Mnist.pixel_stats()
+    }
+}
+
+impl PixelStats {
+    /// The network's input for a pixel intensity in [0, 1].
+    pub fn standardise(&self, intensity: f32) -> f32 {
+        (intensity - self.mean) / self.std
+    }
+
+    /// The inputs of the 256 grey levels.
+    pub fn table(&self) -> [f32; 256] {
+        std::array::from_fn(|v| self.standardise(v as f32 / 255.0))
+    }
 }
 
 /// Checks one decompressed file against its canonical md5.
@@ -121,6 +163,8 @@ pub fn verify_checksum(kind: DatasetKind, index: usize, raw: &[u8]) -> Result<()
 pub struct Split {
     pub images: Vec<u8>,
     pub labels: Vec<u8>,
+    /// The data set's pixel statistics, which its inputs are standardised with.
+    pub pixels: PixelStats,
 }
 
 pub const IMAGE_SIDE: usize = 28;
@@ -148,7 +192,47 @@ impl Split {
             images.extend_from_slice(self.image(i));
             labels.push(self.labels[i]);
         }
-        Split { images, labels }
+        Split {
+            images,
+            labels,
+            pixels: self.pixels,
+        }
+    }
+
+    /// A seeded, class-stratified random subset of `n` items (in split order): each class
+    /// keeps its share of the split (largest remainders), so a subset is neither the easy
+    /// first images nor short of a class.
+    pub fn stratified(&self, n: usize, seed: u64) -> Split {
+        if n >= self.len() {
+            return self.clone();
+        }
+        let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); CLASSES];
+        for (i, &label) in self.labels.iter().enumerate() {
+            by_class[label as usize].push(i);
+        }
+        let total = self.len() as f64;
+        let exact: Vec<f64> = by_class
+            .iter()
+            .map(|c| n as f64 * c.len() as f64 / total)
+            .collect();
+        let mut quota: Vec<usize> = exact.iter().map(|q| q.floor() as usize).collect();
+        let mut by_remainder: Vec<usize> = (0..CLASSES).collect();
+        by_remainder.sort_by(|&a, &b| {
+            (exact[b] - exact[b].floor())
+                .total_cmp(&(exact[a] - exact[a].floor()))
+                .then(a.cmp(&b))
+        });
+        let short = n - quota.iter().sum::<usize>();
+        for &class in by_remainder.iter().take(short) {
+            quota[class] += 1;
+        }
+        let mut chosen = Vec::with_capacity(n);
+        for (class, members) in by_class.iter_mut().enumerate() {
+            Rng::for_purpose(seed, &format!("stratified/class-{class}")).shuffle(members);
+            chosen.extend_from_slice(&members[..quota[class].min(members.len())]);
+        }
+        chosen.sort_unstable();
+        self.select(&chosen)
     }
 
     /// The first `n` items (or all).
@@ -157,6 +241,7 @@ impl Split {
         Split {
             images: self.images[..n * IMAGE_SIZE].to_vec(),
             labels: self.labels[..n].to_vec(),
+            pixels: self.pixels,
         }
     }
 
@@ -196,6 +281,7 @@ impl Split {
         Ok(Split {
             images: images.data,
             labels: labels.data,
+            pixels: PixelStats::default(),
         })
     }
 }
@@ -214,6 +300,8 @@ pub const VALIDATION_SIZE: usize = 5_000;
 /// The validation split is a fixed permutation of the 60,000 training images, the same for
 /// every run and seed, so results of different runs are comparable.
 const SPLIT_SEED: u64 = 0x0005_eed0_f1e7;
+/// Evaluation subsets are drawn with this seed, the same for every run.
+const EVAL_SUBSET_SEED: u64 = 0x000e_7a15_0b5e;
 
 /// Whether to check the canonical checksums when loading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,7 +338,9 @@ impl Mnist {
     }
 
     /// Holds out [`VALIDATION_SIZE`] training images (or a tenth of a small set).
-    pub fn split(kind: DatasetKind, full_train: Split, test: Split) -> Mnist {
+    pub fn split(kind: DatasetKind, mut full_train: Split, mut test: Split) -> Mnist {
+        full_train.pixels = kind.pixel_stats();
+        test.pixels = kind.pixel_stats();
         let n = full_train.len();
         let held_out = if n > 2 * VALIDATION_SIZE {
             VALIDATION_SIZE
@@ -271,10 +361,17 @@ impl Mnist {
         }
     }
 
-    /// What an experiment's `train_subset` and `eval_subset` select (`None` = all).
+    /// What an experiment's `train_subset` and `eval_subset` select (`None` = all): the
+    /// first `train` training images, and a fixed class-stratified random `eval` of the
+    /// validation and of the test images (the same for every run, so runs compare).
     pub fn limited(&self, train: Option<usize>, eval: Option<usize>) -> Mnist {
         let eval = eval.unwrap_or(usize::MAX);
-        self.subset(train.unwrap_or(usize::MAX), eval, eval)
+        Mnist {
+            kind: self.kind,
+            train: self.train.take(train.unwrap_or(usize::MAX)),
+            validation: self.validation.stratified(eval, EVAL_SUBSET_SEED),
+            test: self.test.stratified(eval, EVAL_SUBSET_SEED),
+        }
     }
 
     /// A smaller copy (first `train`/`validation`/`test` items), for quick tests.

@@ -5,10 +5,9 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use super::Classifier;
+use super::{Classifier, Gates};
 use crate::data::IMAGE_SIDE;
 
 /// Convolution stages, each followed by ReLU and a 2×2 max-pool when `pooled`, then a
@@ -74,13 +73,13 @@ fn linear_stack(widths: &[usize], device: &Device) -> Vec<Linear> {
 }
 
 impl Classifier for ConvNet {
-    fn forward(&self, images: Tensor<2>) -> Tensor<2> {
+    fn forward_gated(&self, images: Tensor<2>, gates: &mut Gates) -> Tensor<2> {
         let [batch, _] = images.dims();
         let mut x: Tensor<4> = images.reshape([batch, 1, IMAGE_SIDE, IMAGE_SIDE]);
         for (i, conv) in self.convs.iter().enumerate() {
-            x = relu(conv.forward(x));
+            x = gates.relu(conv.forward(x));
             if (i + 1).is_multiple_of(self.pool_every) {
-                x = self.pool.forward(x);
+                x = gates.max_pool2d(&self.pool, x);
             }
         }
         let mut y: Tensor<2> = x.flatten(1, 3);
@@ -88,7 +87,7 @@ impl Classifier for ConvNet {
         for (i, fc) in self.fcs.iter().enumerate() {
             y = fc.forward(y);
             if i < last {
-                y = relu(y);
+                y = gates.relu(y);
             }
         }
         y

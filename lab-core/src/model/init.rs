@@ -14,9 +14,16 @@ use crate::rng::Rng;
 /// values depend only on the seed and the parameter's path and shape: the same on every
 /// backend, and a different seed gives the random re-initialisation control.
 pub fn glorot_normal<M: Module>(module: M, seed: u64) -> M {
+    glorot_normal_stream(module, seed, "init")
+}
+
+/// [`glorot_normal`] drawn from the streams `"<stream>/<path>"` instead of `"init/<path>"`:
+/// independent weights under the same seed (the random-reinitialisation control).
+pub fn glorot_normal_stream<M: Module>(module: M, seed: u64, stream: &str) -> M {
     let mut mapper = GlorotMapper {
         tracker: PathTracker::default(),
         seed,
+        stream,
     };
     module.map(&mut mapper)
 }
@@ -33,12 +40,13 @@ pub fn fans(shape: &[usize]) -> (usize, usize) {
     }
 }
 
-struct GlorotMapper {
+struct GlorotMapper<'a> {
     tracker: PathTracker,
     seed: u64,
+    stream: &'a str,
 }
 
-impl ModuleMapper for GlorotMapper {
+impl ModuleMapper for GlorotMapper<'_> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
         self.tracker.enter(name, container_type);
     }
@@ -55,6 +63,7 @@ impl ModuleMapper for GlorotMapper {
             return param;
         }
         let seed = self.seed;
+        let stream = self.stream;
         map_param_value(param, |tensor| {
             let dims = tensor.dims();
             let n: usize = dims.iter().product();
@@ -63,7 +72,7 @@ impl ModuleMapper for GlorotMapper {
             } else {
                 let (fan_in, fan_out) = fans(&dims);
                 let std = (2.0 / (fan_in + fan_out) as f64).sqrt();
-                let mut rng = Rng::for_purpose(seed, &format!("init/{path}"));
+                let mut rng = Rng::for_purpose(seed, &format!("{stream}/{path}"));
                 (0..n).map(|_| (rng.normal() * std) as f32).collect()
             };
             Tensor::<1>::from_data(TensorData::new(values, [n]), &tensor.device()).reshape(dims)

@@ -2,10 +2,9 @@
 
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use super::Classifier;
+use super::{Classifier, Gates};
 
 /// A ReLU multi-layer perceptron on flattened images.
 #[derive(Module, Debug)]
@@ -25,14 +24,14 @@ impl Mlp {
 }
 
 impl Classifier for Mlp {
-    fn forward(&self, images: Tensor<2>) -> Tensor<2> {
+    fn forward_gated(&self, images: Tensor<2>, gates: &mut Gates) -> Tensor<2> {
         let last = self.layers.len() - 1;
         self.layers
             .iter()
             .enumerate()
             .fold(images, |x, (i, layer)| {
                 let y = layer.forward(x);
-                if i < last { relu(y) } else { y }
+                if i < last { gates.relu(y) } else { y }
             })
     }
 }

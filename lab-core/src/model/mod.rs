@@ -4,6 +4,7 @@
 //! forward pass from flattened images to logits.
 
 pub mod conv;
+pub mod gates;
 pub mod init;
 pub mod mlp;
 
@@ -12,12 +13,19 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 pub use conv::ConvNet;
-pub use init::glorot_normal;
+pub use gates::Gates;
+pub use init::{glorot_normal, glorot_normal_stream};
 pub use mlp::Mlp;
 
 /// A burn module that maps a batch of flattened 28×28 images `[batch, 784]` to logits.
 pub trait Classifier: Module + Sized {
-    fn forward(&self, images: Tensor<2>) -> Tensor<2>;
+    /// The forward pass, with every ReLU and max-pool routed through `gates` (so the exact
+    /// Hessian-vector products of [`crate::hvp`] can freeze them).
+    fn forward_gated(&self, images: Tensor<2>, gates: &mut Gates) -> Tensor<2>;
+
+    fn forward(&self, images: Tensor<2>) -> Tensor<2> {
+        self.forward_gated(images, &mut Gates::free())
+    }
 }
 
 /// A classifier the lab can build from a [`ModelKind`].
@@ -91,7 +99,17 @@ impl Architecture for ConvNet {
 
 /// Builds `kind` with the seeded Gaussian Glorot initialisation θ0.
 pub fn init_model<M: Architecture>(kind: ModelKind, seed: u64, device: &Device) -> M {
+    init_model_stream(kind, seed, "init", device)
+}
+
+/// Builds `kind` with Glorot weights from the streams `"<stream>/<path>"` of `seed`.
+pub fn init_model_stream<M: Architecture>(
+    kind: ModelKind,
+    seed: u64,
+    stream: &str,
+    device: &Device,
+) -> M {
     let model = M::build(kind, device)
         .unwrap_or_else(|| panic!("{} is not built by this architecture", kind.name()));
-    glorot_normal(model, seed)
+    glorot_normal_stream(model, seed, stream)
 }

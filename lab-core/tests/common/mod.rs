@@ -1,6 +1,8 @@
 //! Shared helpers for lab-core's integration tests.
 #![allow(dead_code)]
 
+pub mod reference;
+
 use std::sync::OnceLock;
 
 use lab_core::data::native::{DataSource, load};
