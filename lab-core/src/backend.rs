@@ -23,6 +23,8 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
+    pub const ALL: [BackendKind; 3] = [BackendKind::Ndarray, BackendKind::Flex, BackendKind::Wgpu];
+
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Ndarray => "ndarray",

@@ -70,6 +70,8 @@ pub enum Control {
 }
 
 impl Control {
+    pub const ALL: [Control; 2] = [Control::Reinit, Control::RandomPrune];
+
     pub fn name(self) -> &'static str {
         match self {
             Control::Reinit => "reinit",

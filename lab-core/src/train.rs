@@ -34,6 +34,10 @@ pub enum OptimizerKind {
     Sgd,
 }
 
+impl OptimizerKind {
+    pub const ALL: [OptimizerKind; 2] = [OptimizerKind::Adam, OptimizerKind::Sgd];
+}
+
 /// Hyper-parameters of one training run. Defaults are the LTH paper's LeNet-300-100 setup.
 #[derive(Config, Debug, PartialEq)]
 pub struct TrainConfig {
