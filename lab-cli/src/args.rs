@@ -100,7 +100,7 @@ impl BackendArg {
     /// The backend's device (without autodiff), or why it is not compiled in.
     pub fn device(self) -> Result<Device> {
         // The error is a String, not a std::error::Error.
-        self.0.device().map_err(anyhow::Error::msg)
+        Ok(self.0.device()?)
     }
 }
 

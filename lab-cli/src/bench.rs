@@ -40,7 +40,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     for backend in backends {
         match backend.device() {
             Ok(device) => {
-                let b = lab_core::bench::training_throughput(&data, &device, args.steps);
+                let b = lab_core::bench::training_throughput(&data, &device, args.steps)?;
                 println!(
                     "{:<10} {:>12.3} {:>14.0} {:>14.1}",
                     backend.name(),

@@ -155,7 +155,7 @@ fn imp_config(args: &ImpArgs, rounds: usize) -> Result<ImpConfig> {
         .with_eval_subset(args.eval_subset)
         .with_checkpoint_every(args.checkpoint_every);
     // The error is a String, not a std::error::Error.
-    config.validate().map_err(anyhow::Error::msg)?;
+    config.validate()?;
     Ok(config)
 }
 

@@ -123,7 +123,7 @@ pub fn run(args: &PaiArgs) -> Result<()> {
         }
     }
     // The error is a String, not a std::error::Error.
-    train.validate().map_err(anyhow::Error::msg)?;
+    train.validate()?;
     let backend = args.backend.0;
     let device = args.backend.device()?;
     let data = load_data(

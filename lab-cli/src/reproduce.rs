@@ -58,7 +58,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     }
     let config = lth_lenet300(args.budget, args.rounds).with_checkpoint_every(1000);
     // The error is a String, not a std::error::Error.
-    config.validate().map_err(anyhow::Error::msg)?;
+    config.validate()?;
     let backend = args.backend.0;
     let device = args.backend.device()?;
     let data = load_data(config.dataset, args.data.clone(), args.download, args.quiet)?;

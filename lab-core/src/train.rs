@@ -17,9 +17,9 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
-use crate::error::{ConfigError, DeviceError};
 use crate::checkpoint::{Checkpoint, Checkpointing, Progress, param_ids, with_param_ids};
 use crate::data::{IMAGE_SIZE, Mnist, Split};
+use crate::error::{ConfigError, DeviceError};
 use crate::mask::{DeviceMask, Mask, apply_mask, mask_gradients};
 use crate::model::Classifier;
 use crate::params::{load_weights, read_weights};
@@ -92,7 +92,10 @@ impl TrainConfig {
             )));
         }
         if !(0.0..1.0).contains(&self.momentum) {
-            return Err(ConfigError(format!("momentum must be in [0, 1), got {}", self.momentum)));
+            return Err(ConfigError(format!(
+                "momentum must be in [0, 1), got {}",
+                self.momentum
+            )));
         }
         Ok(())
     }
@@ -551,10 +554,12 @@ pub async fn train_scheduled<M: Classifier>(
                 param_ids: param_ids(&model),
                 optimizer: stepper.optimizer.to_record(),
             };
-            let bytes = checkpoint.encode().map_err(|e| crate::store::StoreError::Corrupt {
-                key: checkpointing.key.clone(),
-                reason: e.0,
-            })?;
+            let bytes = checkpoint
+                .encode()
+                .map_err(|e| crate::store::StoreError::Corrupt {
+                    key: checkpointing.key.clone(),
+                    reason: e.0,
+                })?;
             checkpointing.store.write(&checkpointing.key, &bytes)?;
         }
         if let Some(pause) = observer.pause() {

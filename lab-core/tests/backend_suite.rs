@@ -121,7 +121,8 @@ fn imp_round_trip(device: Device, iterations: usize, train_size: usize) {
         ModelKind::Lenet300,
         config.seed,
         &device.clone().autodiff(),
-    ))).unwrap();
+    )))
+    .unwrap();
     for layer in &ticket.mask.layers {
         let values = &ticket.weights[&layer.name].values;
         for ((&keep, &v), &v0) in layer
@@ -324,7 +325,8 @@ fn init_is_backend_independent() {
             ModelKind::Lenet300,
             5,
             &kind.device().unwrap(),
-        ))).unwrap()
+        )))
+        .unwrap()
     };
     let reference = on(lab_core::backend::BackendKind::Ndarray);
     let others = lab_core::backend::BackendKind::available();

@@ -167,7 +167,8 @@ fn late_rewinding_and_fine_tuning_start_where_they_should() {
         ModelKind::Lenet300,
         0,
         &device.clone().autodiff(),
-    ))).unwrap();
+    )))
+    .unwrap();
 
     // Late rewinding to θ20: the ticket holds θ20 on the survivors, and θ20 ≠ θ0.
     let late = config(2).with_rewind(Rewind::Iteration(20));

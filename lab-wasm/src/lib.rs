@@ -215,6 +215,7 @@ impl Lab {
                             run: config.run_name(),
                             config: serde_json::to_value(&config).unwrap_or_default(),
                             backend: backend.kind.name().into(),
+                            data_seed: config.train.data_order_seed(config.seed),
                             rounds: finished_rounds(&observer.finished, "ticket"),
                             controls: Default::default(),
                         });
