@@ -22,7 +22,7 @@ fn main() {
     );
     for backend in BackendKind::available() {
         let device = backend.device().expect("compiled-in backend");
-        let t = training_throughput(&data, &device, steps);
+        let t = training_throughput(&data, &device, steps).expect("reading the device");
         println!(
             "{:<10} {:>8.3} {:>11.0} {:>15.1}",
             backend.name(),

@@ -3,6 +3,13 @@
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
+/// A backend this build cannot give.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    #[error("backend {0} is not compiled in; rebuild with the `{0}` feature")]
+    NotCompiled(&'static str),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackendKind {
@@ -16,6 +23,8 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
+    pub const ALL: [BackendKind; 3] = [BackendKind::Ndarray, BackendKind::Flex, BackendKind::Wgpu];
+
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Ndarray => "ndarray",
@@ -49,7 +58,7 @@ impl BackendKind {
     }
 
     /// The device (without autodiff), or an error naming the missing feature.
-    pub fn device(self) -> Result<Device, String> {
+    pub fn device(self) -> Result<Device, BackendError> {
         match self {
             // burn 0.22 marks NdArray deprecated in favour of Flex; it is still the reference
             // CPU backend of this lab (see the bench table for both).
@@ -61,11 +70,7 @@ impl BackendKind {
             #[cfg(feature = "flex")]
             BackendKind::Flex => Ok(Device::flex()),
             #[allow(unreachable_patterns)]
-            other => Err(format!(
-                "backend {} is not compiled in; rebuild with the `{}` feature",
-                other.name(),
-                other.name()
-            )),
+            other => Err(BackendError::NotCompiled(other.name())),
         }
     }
 }

@@ -21,7 +21,11 @@ pub struct Throughput {
 /// Times `steps` LTH LeNet-300-100 training steps (Adam, batch 60) with a round-1 IMP mask,
 /// after 20 warm-up steps; the device is synced before the clock stops.
 #[cfg(feature = "native")]
-pub fn training_throughput(data: &Mnist, device: &Device, steps: usize) -> Throughput {
+pub fn training_throughput(
+    data: &Mnist,
+    device: &Device,
+    steps: usize,
+) -> Result<Throughput, crate::error::DeviceError> {
     pollster::block_on(training_throughput_async(data, device, steps, &mut || None))
 }
 
@@ -32,11 +36,11 @@ pub async fn training_throughput_async(
     device: &Device,
     steps: usize,
     pause: &mut dyn FnMut() -> Option<Pause<'static>>,
-) -> Throughput {
+) -> Result<Throughput, crate::error::DeviceError> {
     let device = device.clone().autodiff();
     let config = TrainConfig::new();
     let model: Mlp = init_model(ModelKind::Lenet300, 0, &device);
-    let weights = read_weights(&model).await;
+    let weights = read_weights(&model).await?;
     let mask = magnitude(&Mask::dense_for(&model), &weights, &PruneConfig::default());
     let (mut stepper, mut model) = Stepper::new(model, Some(&mask), &config, &device);
     let n = data.train.len();
@@ -49,7 +53,7 @@ pub async fn training_throughput_async(
     let started = Instant::now();
     let (x, y) = batch_tensors(&data.train, &batch(0), &device);
     model = stepper.step(model, x, y, config.learning_rate);
-    read_weights(&model).await;
+    read_weights(&model).await?;
     let first_step_ms = started.elapsed().as_secs_f64() * 1e3;
     for i in 1..WARM_UP_STEPS {
         let (x, y) = batch_tensors(&data.train, &batch(i), &device);
@@ -58,7 +62,7 @@ pub async fn training_throughput_async(
             pause.await;
         }
     }
-    read_weights(&model).await;
+    read_weights(&model).await?;
     let started = Instant::now();
     let mut paused = 0.0;
     for i in 0..steps {
@@ -70,14 +74,14 @@ pub async fn training_throughput_async(
             paused += at.elapsed().as_secs_f64();
         }
     }
-    read_weights(&model).await;
+    read_weights(&model).await?;
     // Time handed to the event loop is not training time.
     let seconds = started.elapsed().as_secs_f64() - paused;
-    Throughput {
+    Ok(Throughput {
         ms_per_step: seconds * 1e3 / steps as f64,
         samples_per_second: (steps * config.batch_size) as f64 / seconds,
         first_step_ms,
-    }
+    })
 }
 
 const WARM_UP_STEPS: usize = 20;

@@ -39,6 +39,11 @@ pub struct Progress {
     pub time: TimeSplit,
 }
 
+/// A checkpoint that could not be encoded or decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CheckpointError(pub String);
+
 /// A decoded checkpoint.
 pub struct Checkpoint {
     pub progress: Progress,
@@ -116,7 +121,7 @@ fn take_values(bytes: &[u8], layout: &[(String, Vec<usize>)]) -> Option<Weights>
 }
 
 impl Checkpoint {
-    pub fn encode(self) -> Result<Vec<u8>, String> {
+    pub fn encode(self) -> Result<Vec<u8>, CheckpointError> {
         let header = Header {
             progress: self.progress,
             param_ids: self.param_ids,
@@ -126,7 +131,7 @@ impl Checkpoint {
         let mut out = MAGIC.to_vec();
         put_block(
             &mut out,
-            &serde_json::to_vec(&header).map_err(|e| e.to_string())?,
+            &serde_json::to_vec(&header).map_err(|e| CheckpointError(e.to_string()))?,
         );
         let mut values = Vec::new();
         put_values(&mut values, &self.weights);
@@ -136,13 +141,16 @@ impl Checkpoint {
             put_values(&mut values, snapshot);
         }
         put_block(&mut out, &values);
-        let optimizer = self.optimizer.into_bytes().map_err(|e| format!("{e:?}"))?;
+        let optimizer = self
+            .optimizer
+            .into_bytes()
+            .map_err(|e| CheckpointError(format!("optimizer state: {e:?}")))?;
         put_block(&mut out, &optimizer);
         Ok(out)
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
-        let corrupt = |what: &str| format!("corrupt checkpoint: {what}");
+    pub fn decode(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
+        let corrupt = |what: &str| CheckpointError(format!("corrupt checkpoint: {what}"));
         let rest = bytes
             .strip_prefix(MAGIC.as_slice())
             .ok_or_else(|| corrupt("no header"))?;
@@ -184,9 +192,9 @@ impl Checkpoint {
         store
             .read(key)
             .map(|bytes| {
-                Checkpoint::decode(&bytes).map_err(|reason| StoreError::Corrupt {
+                Checkpoint::decode(&bytes).map_err(|e| StoreError::Corrupt {
                     key: key.into(),
-                    reason,
+                    reason: e.0,
                 })
             })
             .transpose()

@@ -23,8 +23,8 @@ use crate::train::{batch_tensors, cross_entropy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HvpError {
-    #[error("reading gradients from the device failed: {0}")]
-    Device(String),
+    #[error(transparent)]
+    Device(#[from] crate::error::DeviceError),
     #[error(transparent)]
     Gates(#[from] GateMismatch),
     #[error("the loss is not finite ({0}): no gradient to score by")]
@@ -92,10 +92,10 @@ async fn read_host(tensor: Tensor<1>) -> Result<Vec<f32>, HvpError> {
     tensor
         .into_data_async()
         .await
-        .map_err(|e| HvpError::Device(format!("{e:?}")))?
+        .map_err(|e| crate::error::DeviceError::new("gradients", e))?
         .convert::<f32>()
         .try_into_vec::<f32>()
-        .map_err(|e| HvpError::Device(format!("{e:?}")))
+        .map_err(|e| crate::error::DeviceError::new("gradients", e).into())
 }
 
 /// Gradients of `loss` for the parameters `mask` covers, on the host (zeros for a parameter

@@ -14,6 +14,7 @@ use web_time::Instant;
 
 use crate::checkpoint::Checkpointing;
 use crate::data::{DatasetKind, Mnist};
+use crate::error::{ConfigError, DeviceError};
 use crate::mask::Mask;
 use crate::model::{Architecture, ConvNet, Mlp, ModelKind, init_model, init_model_stream};
 use crate::params::{Weights, load_weights, read_weights};
@@ -69,6 +70,8 @@ pub enum Control {
 }
 
 impl Control {
+    pub const ALL: [Control; 2] = [Control::Reinit, Control::RandomPrune];
+
     pub fn name(self) -> &'static str {
         match self {
             Control::Reinit => "reinit",
@@ -117,24 +120,28 @@ pub struct ImpConfig {
 }
 
 impl ImpConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.train.validate()?;
         self.prune.validate()?;
         if self.rounds == 0 {
-            return Err("rounds must be at least 1".into());
+            return Err(ConfigError::new("rounds must be at least 1"));
         }
         if self.train_subset == Some(0) || self.eval_subset == Some(0) {
-            return Err("train_subset and eval_subset must be at least 1".into());
+            return Err(ConfigError::new(
+                "train_subset and eval_subset must be at least 1",
+            ));
         }
         match self.rewind {
             Rewind::Fraction(f) if !(0.0..=1.0).contains(&f) => {
-                return Err(format!("rewind fraction must be in [0, 1], got {f}"));
+                return Err(ConfigError(format!(
+                    "rewind fraction must be in [0, 1], got {f}"
+                )));
             }
             Rewind::Iteration(k) if k > self.train.iterations => {
-                return Err(format!(
+                return Err(ConfigError(format!(
                     "rewind iteration {k} is past the training budget of {} iterations",
                     self.train.iterations
-                ));
+                )));
             }
             _ => {}
         }
@@ -154,7 +161,9 @@ impl ImpConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ImpError {
     #[error("invalid config: {0}")]
-    Config(String),
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
     #[error("round {round}: {source}")]
     Train {
         round: usize,
@@ -293,14 +302,14 @@ pub async fn run_imp<M: Architecture>(
     store: &mut dyn RunStore,
     observer: &mut dyn ImpObserver,
 ) -> Result<Vec<RoundResult>, ImpError> {
-    config.validate().map_err(ImpError::Config)?;
+    config.validate()?;
     let keys = RunKeys {
         run: config.run_name(),
     };
     write_json(store, &keys.config(), config)?;
     let device = device.clone().autodiff();
     let theta0: M = init_model(config.model, config.seed, &device);
-    let init_weights = read_weights(&theta0).await;
+    let init_weights = read_weights(&theta0).await?;
     let dense = Mask::dense_for(&theta0);
     let iterations = config.train.iterations;
     let rewind_at = config.rewind.iteration(iterations);
@@ -357,14 +366,14 @@ pub async fn run_imp<M: Architecture>(
             .await
             .map_err(|source| ImpError::Train { round, source })?;
         if let Some(snapshot) = &outcome.snapshot {
-            let weights = read_weights(snapshot).await;
+            let weights = read_weights(snapshot).await?;
             store.write(
                 &keys.rewind(),
                 &weights_blob(&weights, &dense, provenance(0, &dense)),
             )?;
             rewind_weights = Some(weights);
         }
-        let trained = read_weights(&outcome.model).await;
+        let trained = read_weights(&outcome.model).await?;
         observer.on_trained(round, &mask, &trained);
         if let Some(rewind) = &rewind_weights {
             let ticket = weights_blob(
@@ -404,7 +413,7 @@ pub async fn run_control<M: Architecture>(
     store: &mut dyn RunStore,
     observer: &mut dyn ImpObserver,
 ) -> Result<Vec<RoundResult>, ImpError> {
-    config.validate().map_err(ImpError::Config)?;
+    config.validate()?;
     let keys = RunKeys {
         run: config.run_name(),
     };
@@ -450,12 +459,12 @@ pub async fn run_control<M: Architecture>(
         let (mask, start, first_iteration) = match control {
             Control::Reinit => {
                 let fresh: M = init_model_stream(config.model, config.seed, &stream, &device);
-                (ticket_mask, read_weights(&fresh).await, 0)
+                (ticket_mask, read_weights(&fresh).await?, 0)
             }
             Control::RandomPrune => {
                 let rewind = match load_blob(store, &keys.rewind())? {
                     Some(t) => t.weights,
-                    None => read_weights(&theta0).await,
+                    None => read_weights(&theta0).await?,
                 };
                 let first = config
                     .rewind
@@ -514,7 +523,7 @@ pub async fn run_experiment(
     observer: &mut dyn ImpObserver,
     on_report: &mut dyn FnMut(&ImpReport),
 ) -> Result<ImpReport, ImpError> {
-    config.validate().map_err(ImpError::Config)?;
+    config.validate()?;
     crate::store::claim_backend(store, &config.run_name(), backend)?;
     let data = data.limited(config.train_subset, config.eval_subset);
     let prepared = Prepared::new(&data, device);

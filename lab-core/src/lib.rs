@@ -13,6 +13,7 @@ pub mod backend;
 pub mod bench;
 pub mod checkpoint;
 pub mod data;
+pub mod error;
 pub mod hvp;
 pub mod imp;
 pub mod mask;

@@ -154,7 +154,7 @@ impl PaiConfig {
     }
 
     pub fn validate(&self) -> Result<(), PaiError> {
-        let bad = |m: String| Err(PaiError::Config(m));
+        let bad = |m: String| Err(PaiError::Config(crate::error::ConfigError(m)));
         if !(self.compression.is_finite() && self.compression >= 0.0) {
             return bad(format!("compression must be ≥ 0, got {}", self.compression));
         }
@@ -187,7 +187,9 @@ impl PaiConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum PaiError {
     #[error("invalid PaI config: {0}")]
-    Config(String),
+    Config(#[from] crate::error::ConfigError),
+    #[error(transparent)]
+    Device(#[from] crate::error::DeviceError),
     #[error("scoring: {0}")]
     Scoring(#[from] HvpError),
     #[error(transparent)]
@@ -271,7 +273,7 @@ pub async fn prospr_meta_gradient<M: Classifier>(
         let hv = project(hessian_vector(theta_k, batch, gates, &v, &everything, step).await?);
         v = combine(&v, &hv, |v, hv| v - learning_rate as f32 * hv);
     }
-    let theta0 = read_weights(model).await;
+    let theta0 = read_weights(model).await?;
     Ok(mask
         .layers
         .iter()
@@ -315,7 +317,7 @@ pub async fn score_once<M: Classifier>(
     split: &Split,
     device: &Device,
 ) -> Result<Scored, HvpError> {
-    let theta = read_weights(model).await;
+    let theta = read_weights(model).await?;
     let kept_by = |a: &Weights, f: fn(f32, f32) -> f32| {
         let theta = &theta;
         combine(a, theta, f)
@@ -582,14 +584,12 @@ pub async fn run_pai<M: crate::model::Architecture>(
     observer: &mut dyn crate::imp::ImpObserver,
 ) -> Result<PaiResult, PaiError> {
     experiment.pai.validate()?;
-    experiment
-        .train
-        .validate()
-        .map_err(crate::train::TrainError::Config)?;
+    experiment.train.validate()?;
     if experiment.train_subset == Some(0) || experiment.eval_subset == Some(0) {
-        return Err(PaiError::Config(
-            "train_subset and eval_subset must be at least 1".into(),
-        ));
+        return Err(crate::error::ConfigError::new(
+            "train_subset and eval_subset must be at least 1",
+        )
+        .into());
     }
     let keys = PaiKeys {
         run: experiment.run_name(),
@@ -605,7 +605,7 @@ pub async fn run_pai<M: crate::model::Architecture>(
     let mask = pruned.mask;
     let ticket = crate::ticket::Ticket {
         mask: mask.clone(),
-        weights: crate::imp::masked_weights(&read_weights(&model).await, &mask),
+        weights: crate::imp::masked_weights(&read_weights(&model).await?, &mask),
         provenance: crate::ticket::Provenance {
             model: experiment.model.name().into(),
             dataset: experiment.dataset.name().into(),
@@ -625,7 +625,7 @@ pub async fn run_pai<M: crate::model::Architecture>(
         let started = web_time::Instant::now();
         let train = experiment.train.for_replicate(experiment.seed);
         let outcome = crate::train::train(model, Some(&mask), data, &train, None, observer).await?;
-        let trained = read_weights(&outcome.model).await;
+        let trained = read_weights(&outcome.model).await?;
         observer.on_trained(0, &mask, &trained);
         Some(crate::record::RoundResult::from_training(
             0,

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::error::DeviceError;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 
@@ -123,7 +124,7 @@ pub fn prunable_params<M: Module>(module: &M) -> Vec<ParamInfo> {
 }
 
 /// Copies every float parameter to the host with burn's async reads (works in wasm32).
-pub async fn read_weights<M: Module>(module: &M) -> Weights {
+pub async fn read_weights<M: Module>(module: &M) -> Result<Weights, DeviceError> {
     let mut collector = Collector {
         tracker: PathTracker::default(),
         infos: Vec::new(),
@@ -136,11 +137,11 @@ pub async fn read_weights<M: Module>(module: &M) -> Weights {
         let data = tensor
             .into_data_async()
             .await
-            .expect("reading parameters back from the device");
+            .map_err(|e| DeviceError::new(&info.path, e))?;
         let values = data
             .convert::<f32>()
             .try_into_vec::<f32>()
-            .expect("float parameter data");
+            .map_err(|e| DeviceError::new(&info.path, e))?;
         weights.insert(
             info.path,
             HostTensor {
@@ -149,7 +150,7 @@ pub async fn read_weights<M: Module>(module: &M) -> Weights {
             },
         );
     }
-    weights
+    Ok(weights)
 }
 
 /// Applies `f` to a parameter's value, keeping it a leaf with the same gradient requirement.

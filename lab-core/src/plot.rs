@@ -147,9 +147,21 @@ pub fn to_svg(chart: &Chart) -> String {
 
 /// Renders the chart as a PNG file.
 #[cfg(feature = "png")]
-pub fn save_png(chart: &Chart, path: &std::path::Path) -> Result<(), String> {
+pub fn save_png(chart: &Chart, path: &std::path::Path) -> Result<(), PlotError> {
     let root = BitMapBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
-    draw(root, chart).map_err(|e| format!("{}: {e}", path.display()))
+    draw(root, chart).map_err(|e| PlotError {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// A PNG chart that could not be drawn or written (no usable font, an unwritable path).
+#[cfg(feature = "png")]
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct PlotError {
+    pub path: String,
+    pub reason: String,
 }
 
 /// Groups runs by round number and summarises `metric` as (% remaining, mean, min, max).

@@ -65,14 +65,16 @@ impl PruneConfig {
             .collect()
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), crate::error::ConfigError> {
         for (name, rate) in [
             ("rate", self.rate),
             ("conv_rate", self.conv_rate),
             ("output_rate", self.output_rate),
         ] {
             if !(0.0..1.0).contains(&rate) {
-                return Err(format!("prune {name} must be in [0, 1), got {rate}"));
+                return Err(crate::error::ConfigError(format!(
+                    "prune {name} must be in [0, 1), got {rate}"
+                )));
             }
         }
         Ok(())

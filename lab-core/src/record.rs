@@ -94,8 +94,9 @@ pub struct ImpReport {
 pub fn with_defaults<T: Serialize + serde::de::DeserializeOwned>(
     default: &T,
     overrides: Value,
-) -> Result<T, String> {
-    fn merge(base: &mut Value, overrides: Value, path: &str) -> Result<(), String> {
+) -> Result<T, crate::error::ConfigError> {
+    use crate::error::ConfigError;
+    fn merge(base: &mut Value, overrides: Value, path: &str) -> Result<(), ConfigError> {
         match (base, overrides) {
             // A one-key object is an enum variant with data: another variant replaces it.
             (slot @ Value::Object(_), Value::Object(overrides))
@@ -115,7 +116,7 @@ pub fn with_defaults<T: Serialize + serde::de::DeserializeOwned>(
                     };
                     match base.get_mut(&key) {
                         Some(slot) => merge(slot, value, &here)?,
-                        None => return Err(format!("unknown setting `{here}`")),
+                        None => return Err(ConfigError(format!("unknown setting `{here}`"))),
                     }
                 }
                 Ok(())
@@ -126,9 +127,9 @@ pub fn with_defaults<T: Serialize + serde::de::DeserializeOwned>(
             }
         }
     }
-    let mut merged = serde_json::to_value(default).map_err(|e| e.to_string())?;
+    let mut merged = serde_json::to_value(default).map_err(|e| ConfigError(e.to_string()))?;
     merge(&mut merged, overrides, "")?;
-    serde_json::from_value(merged).map_err(|e| e.to_string())
+    serde_json::from_value(merged).map_err(|e| ConfigError(e.to_string()))
 }
 
 impl ImpReport {

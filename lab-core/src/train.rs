@@ -19,6 +19,7 @@ use web_time::Instant;
 
 use crate::checkpoint::{Checkpoint, Checkpointing, Progress, param_ids, with_param_ids};
 use crate::data::{IMAGE_SIZE, Mnist, Split};
+use crate::error::{ConfigError, DeviceError};
 use crate::mask::{DeviceMask, Mask, apply_mask, mask_gradients};
 use crate::model::Classifier;
 use crate::params::{load_weights, read_weights};
@@ -31,6 +32,10 @@ pub enum OptimizerKind {
     Adam,
     /// SGD with (heavy-ball) momentum.
     Sgd,
+}
+
+impl OptimizerKind {
+    pub const ALL: [OptimizerKind; 2] = [OptimizerKind::Adam, OptimizerKind::Sgd];
 }
 
 /// Hyper-parameters of one training run. Defaults are the LTH paper's LeNet-300-100 setup.
@@ -73,21 +78,24 @@ impl TrainConfig {
         resolved
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.batch_size == 0 {
-            return Err("batch_size must be at least 1".into());
+            return Err(ConfigError::new("batch_size must be at least 1"));
         }
         if self.eval_every == 0 {
-            return Err("eval_every must be at least 1".into());
+            return Err(ConfigError::new("eval_every must be at least 1"));
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return Err(format!(
+            return Err(ConfigError(format!(
                 "learning_rate must be positive, got {}",
                 self.learning_rate
-            ));
+            )));
         }
         if !(0.0..1.0).contains(&self.momentum) {
-            return Err(format!("momentum must be in [0, 1), got {}", self.momentum));
+            return Err(ConfigError(format!(
+                "momentum must be in [0, 1), got {}",
+                self.momentum
+            )));
         }
         Ok(())
     }
@@ -168,9 +176,9 @@ pub enum TrainError {
     #[error("cancelled at iteration {0}")]
     Cancelled(usize),
     #[error("invalid training config: {0}")]
-    Config(String),
-    #[error("reading metrics from the device failed: {0}")]
-    Device(String),
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
     #[error("checkpoint: {0}")]
     Checkpoint(#[from] crate::store::StoreError),
 }
@@ -281,11 +289,11 @@ async fn evaluate_set<M: Classifier>(
     let data = Tensor::cat(vec![loss_sum, correct], 0)
         .into_data_async()
         .await
-        .map_err(|e| TrainError::Device(format!("{e:?}")))?;
+        .map_err(|e| DeviceError::new("metrics", e))?;
     let values = data
         .convert::<f64>()
         .try_into_vec::<f64>()
-        .map_err(|e| TrainError::Device(format!("{e:?}")))?;
+        .map_err(|e| DeviceError::new("metrics", e))?;
     let n = len.max(1) as f64;
     Ok((values[0] / n, values[1] / n))
 }
@@ -441,25 +449,23 @@ pub async fn train_scheduled<M: Classifier>(
     observer: &mut dyn Observer,
 ) -> Result<TrainOutcome<M>, TrainError> {
     let (start, snapshot_at) = (schedule.start, schedule.snapshot_at);
-    config.validate().map_err(TrainError::Config)?;
+    config.validate()?;
     if start > config.iterations {
-        return Err(TrainError::Config(format!(
+        return Err(TrainError::Config(ConfigError(format!(
             "cannot start at iteration {start} of a {}-iteration run",
             config.iterations
-        )));
+        ))));
     }
     if data.train.is_empty() {
-        return Err(TrainError::Config("the training set is empty".into()));
+        return Err(ConfigError::new("the training set is empty").into());
     }
     let device = model
         .devices()
         .first()
         .cloned()
-        .ok_or_else(|| TrainError::Config("the model has no parameters".into()))?;
+        .ok_or_else(|| ConfigError::new("the model has no parameters"))?;
     if !device.is_autodiff() {
-        return Err(TrainError::Config(
-            "training needs an autodiff device".into(),
-        ));
+        return Err(ConfigError::new("training needs an autodiff device").into());
     }
     let (mut stepper, mut model) = Stepper::new(model, mask, config, &device);
     // Experiments resolve the data seed (`for_replicate`); a bare call uses the order of seed 0.
@@ -475,10 +481,10 @@ pub async fn train_scheduled<M: Classifier>(
     let (mut curve, mut time, mut snapshot, done) = match saved {
         Some(saved) => {
             if saved.progress.start != start || saved.progress.iteration > config.iterations {
-                return Err(TrainError::Config(format!(
+                return Err(TrainError::Config(ConfigError(format!(
                     "the checkpoint ran from iteration {} to {}, this run goes from {start} to {}",
                     saved.progress.start, saved.progress.iteration, config.iterations
-                )));
+                ))));
             }
             model = with_param_ids(load_weights(model, &saved.weights), &saved.param_ids);
             stepper.optimizer = stepper.optimizer.load_record(saved.optimizer);
@@ -540,20 +546,20 @@ pub async fn train_scheduled<M: Classifier>(
                     curve: curve.clone(),
                     time,
                 },
-                weights: read_weights(&model).await,
+                weights: read_weights(&model).await?,
                 snapshot: match &snapshot {
-                    Some(s) => Some(read_weights(s).await),
+                    Some(s) => Some(read_weights(s).await?),
                     None => None,
                 },
                 param_ids: param_ids(&model),
                 optimizer: stepper.optimizer.to_record(),
             };
-            let bytes = checkpoint.encode().map_err(|reason| {
-                TrainError::Checkpoint(crate::store::StoreError::Corrupt {
+            let bytes = checkpoint
+                .encode()
+                .map_err(|e| crate::store::StoreError::Corrupt {
                     key: checkpointing.key.clone(),
-                    reason,
-                })
-            })?;
+                    reason: e.0,
+                })?;
             checkpointing.store.write(&checkpointing.key, &bytes)?;
         }
         if let Some(pause) = observer.pause() {

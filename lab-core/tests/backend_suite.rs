@@ -38,12 +38,12 @@ fn prepared(device: &Device, train: usize, eval: usize) -> Prepared {
 fn pruned_weights_stay_zero(device: Device) {
     let device = device.autodiff();
     let model: Mlp = init_model(ModelKind::Lenet300, 1, &device);
-    let theta0 = block_on(read_weights(&model));
+    let theta0 = block_on(read_weights(&model)).unwrap();
     let mask = magnitude(&Mask::dense_for(&model), &theta0, &PruneConfig::default());
     let data = prepared(&device, 2000, 200);
     let config = TrainConfig::new().with_iterations(25).with_eval_every(25);
     let outcome = block_on(train(model, Some(&mask), &data, &config, None, &mut Silent)).unwrap();
-    let trained = block_on(read_weights(&outcome.model));
+    let trained = block_on(read_weights(&outcome.model)).unwrap();
     let mut moved = 0;
     for layer in &mask.layers {
         let after = &trained[&layer.name].values;
@@ -121,7 +121,8 @@ fn imp_round_trip(device: Device, iterations: usize, train_size: usize) {
         ModelKind::Lenet300,
         config.seed,
         &device.clone().autodiff(),
-    )));
+    )))
+    .unwrap();
     for layer in &ticket.mask.layers {
         let values = &ticket.weights[&layer.name].values;
         for ((&keep, &v), &v0) in layer
@@ -221,7 +222,7 @@ fn imp_round_trip(device: Device, iterations: usize, train_size: usize) {
 fn seeded_masks(device: Device) {
     let mask_for = |seed| {
         let model: Mlp = init_model(ModelKind::Lenet300, seed, &device);
-        let w = block_on(read_weights(&model));
+        let w = block_on(read_weights(&model)).unwrap();
         magnitude(&Mask::dense_for(&model), &w, &PruneConfig::default())
     };
     assert_eq!(mask_for(3), mask_for(3));
@@ -254,7 +255,7 @@ fn conv_models_mask_and_train(device: Device) {
     assert_eq!(rates, vec![0.1, 0.1, 0.2, 0.2, 0.1]);
     let data = prepared(&device, 600, 100);
     let config = TrainConfig::new().with_iterations(5).with_eval_every(5);
-    let w = block_on(read_weights(&model));
+    let w = block_on(read_weights(&model)).unwrap();
     let pruned = magnitude(&mask, &w, &PruneConfig::default());
     let outcome = block_on(train(
         model,
@@ -325,6 +326,7 @@ fn init_is_backend_independent() {
             5,
             &kind.device().unwrap(),
         )))
+        .unwrap()
     };
     let reference = on(lab_core::backend::BackendKind::Ndarray);
     let others = lab_core::backend::BackendKind::available();

@@ -99,7 +99,7 @@ fn check_grasp<M: Classifier>(
     let mask = Mask::dense_for(model);
     let (g, hg) = block_on(hessian_gradient(model, &mask, &batch, 1e-2)).unwrap();
 
-    let weights = block_on(read_weights(model));
+    let weights = block_on(read_weights(model)).unwrap();
     let net = net.with_shapes(&weights);
     let theta = to_f64(&weights);
     let (x, y) = examples(split, &sample);
@@ -232,7 +232,7 @@ fn prospr_meta_gradient_matches_the_reference() {
     .unwrap();
     let scores = to_f64(&scores);
 
-    let weights = block_on(read_weights(&model));
+    let weights = block_on(read_weights(&model)).unwrap();
     let net = Net::mlp(3).with_shapes(&weights);
     let theta0 = to_f64(&weights);
     let data: Vec<_> = indices.iter().map(|b| examples(split, b)).collect();

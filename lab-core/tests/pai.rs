@@ -99,7 +99,7 @@ fn softmax(z: &[f64]) -> Vec<f64> {
 #[test]
 fn snip_and_grasp_match_closed_forms_on_softmax_regression() {
     let (model, x, y, device) = tiny();
-    let w = block_on(read_weights(&model))["layers.0.weight"]
+    let w = block_on(read_weights(&model)).unwrap()["layers.0.weight"]
         .values
         .iter()
         .map(|&v| f64::from(v))

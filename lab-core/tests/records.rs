@@ -142,7 +142,7 @@ fn a_nan_loss_stops_training_with_a_clear_error() {
         .autodiff();
     let data = Prepared::new(&common::mnist().subset(600, 100, 100), &device);
     let model: Mlp = init_model(ModelKind::Lenet300, 0, &device);
-    let mut weights = block_on(read_weights(&model));
+    let mut weights = block_on(read_weights(&model)).unwrap();
     weights.get_mut("layers.1.weight").unwrap().values[7] = f32::NAN;
     let model = load_weights(model, &weights);
     let config = TrainConfig::new().with_iterations(20).with_eval_every(10);
@@ -167,7 +167,8 @@ fn late_rewinding_and_fine_tuning_start_where_they_should() {
         ModelKind::Lenet300,
         0,
         &device.clone().autodiff(),
-    )));
+    )))
+    .unwrap();
 
     // Late rewinding to θ20: the ticket holds θ20 on the survivors, and θ20 ≠ θ0.
     let late = config(2).with_rewind(Rewind::Iteration(20));
@@ -308,7 +309,7 @@ fn partial_json_configs_fill_in_defaults_and_refuse_unknown_settings() {
         serde_json::json!({ "train": { "iterashuns": 5 } }),
     )
     .unwrap_err();
-    assert!(error.contains("train.iterashuns"), "{error}");
+    assert!(error.to_string().contains("train.iterashuns"), "{error}");
 }
 
 /// Replicates vary the data order with their seed; an explicit data seed overrides it, and
@@ -327,7 +328,7 @@ fn replicate_seeds_vary_the_data_order() {
     let after = |config: &TrainConfig| {
         let model: Mlp = init_model(ModelKind::Lenet300, 0, &device);
         let outcome = block_on(train(model, None, &data, config, None, &mut Silent)).unwrap();
-        block_on(read_weights(&outcome.model))
+        block_on(read_weights(&outcome.model)).unwrap()
     };
     let seed0 = after(&base.for_replicate(0));
     let seed1 = after(&base.for_replicate(1));

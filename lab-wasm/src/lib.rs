@@ -409,7 +409,8 @@ impl Lab {
                 steps,
                 &mut pause,
             )
-            .await;
+            .await
+            .map_err(js_error)?;
             Ok(events::to_js(&json!({
                 "backend": backend.kind.name(),
                 "steps": steps,

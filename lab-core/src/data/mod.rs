@@ -74,6 +74,8 @@ pub const FILE_NAMES: [&str; 4] = [
 ];
 
 impl DatasetKind {
+    pub const ALL: [DatasetKind; 2] = [DatasetKind::Mnist, DatasetKind::FashionMnist];
+
     /// md5 of each decompressed file, in [`FILE_NAMES`] order. Checking the content rather
     /// than the gzip container lets recompressed copies (Debian's, ours) pass.
     pub fn content_md5(self) -> [&'static str; 4] {

@@ -1,0 +1,123 @@
+//! Argument types shared by the commands: clap value enums over lab-core's own lists (a model,
+//! score or backend added there is accepted here with no edit), and the `--rewind` parser.
+//!
+//! lab-core does not depend on clap, so each value enum is a newtype over the lab-core enum:
+//! its values are the enum's `ALL`, named by its `name()`, with the older spellings the CLI
+//! has always accepted as hidden aliases.
+
+use anyhow::Result;
+use clap::ValueEnum;
+use clap::builder::PossibleValue;
+use lab_core::backend::BackendKind;
+use lab_core::burn::tensor::Device;
+use lab_core::data::DatasetKind;
+use lab_core::imp::{Control, Rewind};
+use lab_core::model::ModelKind;
+use lab_core::pai::Score;
+use lab_core::train::OptimizerKind;
+
+/// `$arg` wraps `$kind` as a clap value enum: the values are `$kind::ALL`, each named by
+/// `$name`, and `$variant => $alias` adds a hidden alias.
+macro_rules! value_enum {
+    (
+        $(#[$meta:meta])*
+        $arg:ident($kind:ty), name: $name:expr,
+        aliases: [$($variant:expr => $alias:literal),* $(,)?]
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $arg(pub $kind);
+
+        impl ValueEnum for $arg {
+            fn value_variants<'a>() -> &'a [Self] {
+                const VARIANTS: [$arg; <$kind>::ALL.len()] = {
+                    let mut variants = [$arg(<$kind>::ALL[0]); <$kind>::ALL.len()];
+                    let mut i = 1;
+                    while i < variants.len() {
+                        variants[i] = $arg(<$kind>::ALL[i]);
+                        i += 1;
+                    }
+                    variants
+                };
+                &VARIANTS
+            }
+
+            fn to_possible_value(&self) -> Option<PossibleValue> {
+                const ALIASES: &[($kind, &str)] = &[$(($variant, $alias)),*];
+                let aliases = ALIASES
+                    .iter()
+                    .filter(|(kind, _)| *kind == self.0)
+                    .map(|&(_, alias)| alias);
+                Some(PossibleValue::new(($name)(self.0)).aliases(aliases))
+            }
+        }
+    };
+}
+
+value_enum! {
+    /// `--model`: lab-core's [`ModelKind::ALL`].
+    ModelArg(ModelKind), name: ModelKind::name, aliases: []
+}
+
+value_enum! {
+    /// `--dataset`: mnist or fashion-mnist (also `fashion`).
+    DatasetArg(DatasetKind), name: DatasetKind::name,
+    aliases: [DatasetKind::FashionMnist => "fashion"]
+}
+
+value_enum! {
+    /// `--backend`: flex, ndarray (also `cpu`) or wgpu (also `gpu`).
+    BackendArg(BackendKind), name: BackendKind::name,
+    aliases: [BackendKind::Ndarray => "cpu", BackendKind::Wgpu => "gpu"]
+}
+
+value_enum! {
+    /// `--score`: lab-core's [`Score::ALL`] (`mag` also `magnitude`, `rand` also `random`).
+    ScoreArg(Score), name: Score::name,
+    aliases: [Score::Magnitude => "magnitude", Score::Random => "random"]
+}
+
+value_enum! {
+    /// `--control`: reinit or random-prune (also `random`).
+    ControlArg(Control), name: Control::name,
+    aliases: [Control::RandomPrune => "random"]
+}
+
+value_enum! {
+    /// `--optimizer`: adam or sgd.
+    OptimizerArg(OptimizerKind), name: optimizer_name, aliases: []
+}
+
+/// The name of an optimizer on the command line (and in records: its serde name).
+fn optimizer_name(kind: OptimizerKind) -> &'static str {
+    match kind {
+        OptimizerKind::Adam => "adam",
+        OptimizerKind::Sgd => "sgd",
+    }
+}
+
+impl BackendArg {
+    /// The backend's device (without autodiff), or why it is not compiled in.
+    pub fn device(self) -> Result<Device> {
+        // The error is a String, not a std::error::Error.
+        Ok(self.0.device()?)
+    }
+}
+
+/// `--rewind`: `init`, `fine-tune` (also `finetune`, `none`), an iteration K, or a percentage
+/// of training like `2%`.
+pub fn parse_rewind(text: &str) -> Result<Rewind, String> {
+    match text {
+        "init" => Ok(Rewind::Init),
+        "fine-tune" | "finetune" | "none" => Ok(Rewind::FineTune),
+        _ if text.ends_with('%') => text
+            .trim_end_matches('%')
+            .parse::<f64>()
+            .map(|percent| Rewind::Fraction(percent / 100.0))
+            .map_err(|e| format!("{e} in the percentage")),
+        _ => text
+            .parse()
+            .map(Rewind::Iteration)
+            .map_err(|_| "use init, fine-tune, an iteration K or a percentage like 2%".into()),
+    }
+}

@@ -1,0 +1,292 @@
+//! `lth imp` and `lth train`: iterative magnitude pruning with its controls, a dense run (an
+//! IMP run of one round), or the retraining of a saved ticket.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use lab_core::backend::BackendKind;
+use lab_core::data::{DatasetKind, Mnist};
+use lab_core::imp::{Control, ImpConfig, Rewind};
+use lab_core::model::{Architecture, ConvNet, Mlp, ModelKind};
+use lab_core::prune::{PruneConfig, PruneScope};
+use lab_core::record::{ImpReport, RoundResult};
+use lab_core::store::DirStore;
+use lab_core::ticket::Ticket;
+use lab_core::train::{Prepared, TrainConfig};
+
+use crate::args::{BackendArg, ControlArg, DatasetArg, ModelArg, OptimizerArg, parse_rewind};
+use crate::data::load_data;
+use crate::output::write_report;
+use crate::progress::Progress;
+
+/// A flag given twice takes its last value (scripts/imp.sh passes defaults, users override).
+#[derive(Args, Clone)]
+#[command(args_override_self = true)]
+pub struct ImpArgs {
+    /// The network.
+    #[arg(long, default_value = "lenet300")]
+    model: ModelArg,
+    /// The data set.
+    #[arg(long, default_value = "mnist")]
+    dataset: DatasetArg,
+    /// Training runs including the dense one (imp only).
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
+    /// Training iterations per round (the paper: 50000).
+    #[arg(long, default_value_t = 2000)]
+    iterations: usize,
+    /// Rewind point: init, fine-tune, an iteration K, or a percentage of training like 2%.
+    #[arg(long, default_value = "init", value_parser = parse_rewind)]
+    rewind: Rewind,
+    /// Also run a control on the ticket masks (repeatable).
+    #[arg(long)]
+    control: Vec<ControlArg>,
+    /// flex (CPU, default), ndarray (CPU) or wgpu (GPU).
+    #[arg(long, default_value = "flex")]
+    backend: BackendArg,
+    /// Replicate seed: θ0 and (unless --data-seed) the data order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Seed of the training data order (default: --seed); the same in every round.
+    #[arg(long)]
+    data_seed: Option<u64>,
+    /// Directory with the four IDX files (.gz or raw). Default: LTH_DATA, data/, ../shared/, cache.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Download the data set into the cache if no local copy is found.
+    #[arg(long)]
+    download: bool,
+    /// Output directory: report.json, charts, and records/ of finished rounds.
+    #[arg(long, default_value = "runs/latest")]
+    out: PathBuf,
+    #[arg(long, default_value = "adam")]
+    optimizer: OptimizerArg,
+    #[arg(long, default_value_t = 1.2e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 60)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 0)]
+    warmup: usize,
+    #[arg(long, default_value_t = 100)]
+    eval_every: usize,
+    /// Fraction of surviving fully connected weights pruned per round.
+    #[arg(long, default_value_t = 0.2)]
+    prune_rate: f64,
+    #[arg(long, default_value_t = 0.1)]
+    output_rate: f64,
+    #[arg(long, default_value_t = 0.1)]
+    conv_rate: f64,
+    /// Global instead of per-layer magnitude pruning.
+    #[arg(long)]
+    global: bool,
+    /// Train on the first N training examples only.
+    #[arg(long)]
+    train_subset: Option<usize>,
+    /// Evaluate on the first N validation and test examples only.
+    #[arg(long)]
+    eval_subset: Option<usize>,
+    /// Print nothing but errors and the final summary.
+    #[arg(long)]
+    quiet: bool,
+    /// (train) Retrain a saved ticket (a round's ticket.safetensors) instead of a dense net.
+    #[arg(long)]
+    ticket: Option<PathBuf>,
+    /// Checkpoint every N iterations (0 = never): a killed run resumes inside its round.
+    #[arg(long, default_value_t = 1000)]
+    checkpoint_every: usize,
+}
+
+/// `lth imp` (`rounds` from --rounds) or `lth train` (one round, or a ticket).
+pub fn run(args: &ImpArgs, rounds: usize) -> Result<()> {
+    if let Some(path) = &args.ticket {
+        return retrain_ticket(args, path);
+    }
+    let config = imp_config(args, rounds)?;
+    let controls: Vec<Control> = args.control.iter().map(|c| c.0).collect();
+    let data = load_data(config.dataset, args.data.clone(), args.download, args.quiet)?;
+    let report = run_experiment(&config, &controls, &data, args.backend, args)?;
+    println!(
+        "{:>6} {:>10} {:>10} {:>10} {:>10}",
+        "round", "remaining", "early-stop", "test acc", "final acc"
+    );
+    for r in &report.rounds {
+        println!(
+            "{:>6} {:>9.2}% {:>10} {:>9.2}% {:>9.2}%",
+            r.round,
+            100.0 * r.weights_remaining,
+            r.early_stop_iteration,
+            100.0 * r.test_accuracy,
+            100.0 * r.final_test_accuracy
+        );
+    }
+    Ok(())
+}
+
+fn imp_config(args: &ImpArgs, rounds: usize) -> Result<ImpConfig> {
+    let train = TrainConfig::new()
+        .with_optimizer(args.optimizer.0)
+        .with_learning_rate(args.lr)
+        .with_batch_size(args.batch_size)
+        .with_iterations(args.iterations)
+        .with_warmup_iterations(args.warmup)
+        .with_eval_every(args.eval_every)
+        .with_data_seed(args.data_seed);
+    let prune = PruneConfig {
+        scope: if args.global {
+            PruneScope::Global
+        } else {
+            PruneScope::PerLayer
+        },
+        rate: args.prune_rate,
+        conv_rate: args.conv_rate,
+        output_rate: args.output_rate,
+    };
+    let config = ImpConfig::new()
+        .with_model(args.model.0)
+        .with_dataset(args.dataset.0)
+        .with_train(train)
+        .with_prune(prune)
+        .with_rounds(rounds)
+        .with_rewind(args.rewind)
+        .with_seed(args.seed)
+        .with_train_subset(args.train_subset)
+        .with_eval_subset(args.eval_subset)
+        .with_checkpoint_every(args.checkpoint_every);
+    // The error is a String, not a std::error::Error.
+    config.validate()?;
+    Ok(config)
+}
+
+/// Runs (or resumes) the experiment, rewriting OUT's report after every finished round.
+fn run_experiment(
+    config: &ImpConfig,
+    controls: &[Control],
+    data: &Mnist,
+    backend: BackendArg,
+    args: &ImpArgs,
+) -> Result<ImpReport> {
+    let device = backend.device()?;
+    let backend = backend.0;
+    let mut store = DirStore::new(args.out.join("records"));
+    let mut progress = Progress::new(args.quiet);
+    progress.line(format!(
+        "run {} ({} on {}), records in {}",
+        config.run_name(),
+        config.model.name(),
+        backend.name(),
+        store.path(&config.run_name()).display()
+    ));
+    let started = Instant::now();
+    // Keep what is finished even if a later branch fails.
+    let mut saved = Ok(());
+    let report = lab_core::block_on(lab_core::imp::run_experiment(
+        config,
+        controls,
+        data,
+        &device,
+        backend.name(),
+        &mut store,
+        &mut progress,
+        &mut |report| {
+            if saved.is_ok() {
+                saved = write_report(&args.out, report);
+            }
+        },
+    ))?;
+    saved?;
+    progress.finish();
+    eprintln!(
+        "done in {:.1}s: {} (report.json, accuracy/early_stop/curves .svg/.png)",
+        started.elapsed().as_secs_f64(),
+        args.out.display()
+    );
+    Ok(report)
+}
+
+/// `lth train --ticket PATH`: retrains a saved ticket on its own data set and data order.
+fn retrain_ticket(args: &ImpArgs, path: &std::path::Path) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+    let ticket = Ticket::from_safetensors(&bytes).with_context(|| format!("{}", path.display()))?;
+    let kind = ModelKind::parse(&ticket.provenance.model)
+        .with_context(|| format!("unknown model {} in the ticket", ticket.provenance.model))?;
+    let config = imp_config(args, 1)?;
+    // The ticket's own data set; a different --dataset is refused, not silently used.
+    let dataset = DatasetKind::ALL
+        .into_iter()
+        .find(|d| d.name() == ticket.provenance.dataset)
+        .with_context(|| {
+            format!(
+                "unknown dataset {} in the ticket",
+                ticket.provenance.dataset
+            )
+        })?;
+    if config.dataset != DatasetKind::Mnist && config.dataset != dataset {
+        bail!(
+            "the ticket was found on {}, not {}",
+            dataset.name(),
+            config.dataset.name()
+        );
+    }
+    let data = load_data(dataset, args.data.clone(), args.download, args.quiet)?;
+    let data = data.limited(config.train_subset, config.eval_subset);
+    // The ticket's replicate seed orders the data, as in the run that found it.
+    let train = config.train.for_replicate(ticket.provenance.seed);
+    if kind.is_mlp() {
+        train_ticket::<Mlp>(&ticket, kind, &train, &data, args.backend, args)
+    } else {
+        train_ticket::<ConvNet>(&ticket, kind, &train, &data, args.backend, args)
+    }
+}
+
+fn train_ticket<M: Architecture>(
+    ticket: &Ticket,
+    kind: ModelKind,
+    config: &TrainConfig,
+    data: &Mnist,
+    backend: BackendArg,
+    args: &ImpArgs,
+) -> Result<()> {
+    let device = backend.device()?.autodiff();
+    let backend: BackendKind = backend.0;
+    let (model, mask) = ticket.instantiate::<M>(kind, &device)?;
+    let prepared = Prepared::new(data, &device);
+    let mut progress = Progress::new(args.quiet);
+    let started = Instant::now();
+    // A θk ticket resumes the schedule at iteration k, as its IMP round did.
+    let outcome = lab_core::block_on(lab_core::train::train_from(
+        model,
+        Some(&mask),
+        &prepared,
+        config,
+        ticket.rewind_iteration(),
+        None,
+        &mut progress,
+    ))?;
+    progress.finish();
+    let round = RoundResult::from_training(
+        ticket.provenance.round,
+        &mask,
+        &outcome,
+        started.elapsed().as_secs_f64(),
+    );
+    println!(
+        "ticket ({:.2}% of weights, {} rewind, round {} of {}): early stop {}, test acc {:.2}%",
+        100.0 * round.weights_remaining,
+        ticket.provenance.rewind,
+        ticket.provenance.round,
+        ticket.provenance.run,
+        round.early_stop_iteration,
+        100.0 * round.test_accuracy
+    );
+    let report = ImpReport {
+        run: format!("ticket:{}", ticket.provenance.run),
+        config: serde_json::json!({ "ticket": ticket.provenance, "train": config }),
+        backend: backend.name().into(),
+        data_seed: config.data_order_seed(ticket.provenance.seed),
+        rounds: vec![round],
+        controls: Default::default(),
+    };
+    write_report(&args.out, &report)
+}

@@ -1,0 +1,198 @@
+//! `lth pai`: pruning at initialisation, swept over scores and compressions.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use lab_core::data::DatasetKind;
+use lab_core::model::{ConvNet, Mlp};
+use lab_core::pai::{PaiConfig, PaiExperiment};
+use lab_core::prune::PruneScope;
+use lab_core::store::DirStore;
+use lab_core::train::{Prepared, TrainConfig};
+
+use crate::args::{BackendArg, ModelArg, ScoreArg};
+use crate::data::load_data;
+use crate::output::{write_chart, write_file, write_json};
+use crate::progress::Progress;
+
+#[derive(Args)]
+pub struct PaiArgs {
+    /// Scores, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "synflow")]
+    score: Vec<ScoreArg>,
+    /// Compression C (density 10^-C): one value, a list, or a range FROM:TO:STEP.
+    #[arg(long, default_value = "1")]
+    compression: String,
+    #[arg(long, default_value = "lenet300")]
+    model: ModelArg,
+    /// Training iterations of each pruned network.
+    #[arg(long, default_value_t = 2000)]
+    iterations: usize,
+    #[arg(long, default_value_t = 100)]
+    eval_every: usize,
+    /// Scoring iterations (default: 100 for synflow, 1 for the others).
+    #[arg(long)]
+    scoring_iterations: Option<usize>,
+    /// Per-layer instead of global selection.
+    #[arg(long)]
+    per_layer: bool,
+    /// SNIP/GraSP batch: images per class.
+    #[arg(long, default_value_t = 10)]
+    samples_per_class: usize,
+    /// GraSP's temperature: logits are divided by T when scoring (the reference code: 200).
+    #[arg(long, default_value_t = lab_core::pai::GRASP_TEMPERATURE)]
+    temperature: f64,
+    /// flex (CPU, default), ndarray (CPU) or wgpu (GPU).
+    #[arg(long, default_value = "flex")]
+    backend: BackendArg,
+    /// Seed of θ0, of the scores' data sample and (unless --data-seed) of the data order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Seed of the training data order (default: --seed).
+    #[arg(long)]
+    data_seed: Option<u64>,
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long)]
+    download: bool,
+    #[arg(long)]
+    train_subset: Option<usize>,
+    #[arg(long)]
+    eval_subset: Option<usize>,
+    /// Output: report.json, table.md, accuracy chart, records/.
+    #[arg(long, default_value = "runs/pai")]
+    out: PathBuf,
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// `--compression`: `C`, `C1,C2,…`, or `FROM:TO:STEP` (both ends included).
+fn parse_compressions(text: &str) -> Result<Vec<f64>> {
+    let parts: Vec<&str> = text.split(':').collect();
+    if let [from, to, step] = parts.as_slice() {
+        let (from, to, step): (f64, f64, f64) = (from.parse()?, to.parse()?, step.parse()?);
+        if step <= 0.0 || to < from {
+            bail!("--compression FROM:TO:STEP needs FROM <= TO and STEP > 0");
+        }
+        let n = ((to - from) / step + 1e-9).floor() as usize;
+        return Ok((0..=n).map(|k| from + k as f64 * step).collect());
+    }
+    text.split(',')
+        .map(|c| {
+            c.trim()
+                .parse::<f64>()
+                .with_context(|| format!("--compression {c}"))
+        })
+        .collect()
+}
+
+pub fn run(args: &PaiArgs) -> Result<()> {
+    let model = args.model.0;
+    let compressions = parse_compressions(&args.compression)?;
+    let train = TrainConfig::new()
+        .with_iterations(args.iterations)
+        .with_eval_every(args.eval_every)
+        .with_data_seed(args.data_seed);
+    let mut experiments = Vec::new();
+    for score in args.score.iter().map(|s| s.0) {
+        for &compression in &compressions {
+            let mut pai = PaiConfig::new(score, compression);
+            pai.scope = if args.per_layer {
+                PruneScope::PerLayer
+            } else {
+                PruneScope::Global
+            };
+            pai.samples_per_class = args.samples_per_class;
+            pai.temperature = args.temperature;
+            pai.seed = args.seed;
+            if let Some(n) = args.scoring_iterations {
+                pai.iterations = n;
+            }
+            pai.validate()?;
+            experiments.push(PaiExperiment {
+                model,
+                dataset: DatasetKind::Mnist,
+                pai,
+                train: train.clone(),
+                seed: args.seed,
+                train_subset: args.train_subset,
+                eval_subset: args.eval_subset,
+            });
+        }
+    }
+    // The error is a String, not a std::error::Error.
+    train.validate()?;
+    let backend = args.backend.0;
+    let device = args.backend.device()?;
+    let data = load_data(
+        DatasetKind::Mnist,
+        args.data.clone(),
+        args.download,
+        args.quiet,
+    )?;
+    let data = data.limited(args.train_subset, args.eval_subset);
+    let prepared = Prepared::new(&data, &device);
+    let mut store = DirStore::new(args.out.join("records"));
+    let mut progress = Progress::new(args.quiet);
+    let started = Instant::now();
+    let mut results = Vec::new();
+    for experiment in &experiments {
+        progress.set_prefix(format!(
+            "{} C={}",
+            experiment.pai.score.name(),
+            experiment.pai.compression
+        ));
+        let result = if model.is_mlp() {
+            lab_core::block_on(lab_core::pai::run_pai::<Mlp>(
+                experiment,
+                &prepared,
+                &device,
+                backend.name(),
+                &mut store,
+                &mut progress,
+            ))
+        } else {
+            lab_core::block_on(lab_core::pai::run_pai::<ConvNet>(
+                experiment,
+                &prepared,
+                &device,
+                backend.name(),
+                &mut store,
+                &mut progress,
+            ))
+        }?;
+        progress.line(format!(
+            "{:>8} C={:<5} {:>8.3}% left  {}",
+            result.score,
+            result.compression,
+            100.0 * result.weights_remaining,
+            match &result.training {
+                Some(t) => format!(
+                    "test acc {:.2}% (early stop {})",
+                    100.0 * t.test_accuracy,
+                    t.early_stop_iteration
+                ),
+                None => format!(
+                    "COLLAPSED (empty layers {:?}, connected {})",
+                    result.collapse.empty_layers, result.collapse.connected
+                ),
+            }
+        ));
+        results.push(result);
+        // Keep what is finished even if a later experiment fails.
+        write_json(&args.out.join("report.json"), &results)?;
+    }
+    progress.finish();
+    let table = lab_core::pai::sweep_table(&results);
+    write_file(&args.out.join("table.md"), &table)?;
+    write_chart(&args.out, "accuracy", &lab_core::pai::sweep_chart(&results))?;
+    println!("{table}");
+    eprintln!(
+        "done in {:.1}s: {}",
+        started.elapsed().as_secs_f64(),
+        args.out.display()
+    );
+    Ok(())
+}

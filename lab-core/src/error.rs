@@ -1,0 +1,30 @@
+//! Errors shared by several modules. Each module has its own error enum (`TrainError`,
+//! `ImpError`, `PaiError`, `StoreError`, `DataError`, …) that keeps these as sources.
+
+/// An impossible or inconsistent setting, said in words (e.g. "rounds must be at least 1").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl ConfigError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+/// A read from a device (a lost GPU, a failed buffer map) that did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("reading {what} from the device failed: {reason}")]
+pub struct DeviceError {
+    pub what: String,
+    pub reason: String,
+}
+
+impl DeviceError {
+    pub fn new(what: &str, reason: impl std::fmt::Debug) -> Self {
+        Self {
+            what: what.into(),
+            reason: format!("{reason:?}"),
+        }
+    }
+}
