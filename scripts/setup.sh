@@ -190,8 +190,7 @@ setup_node() {
 
 setup_browser() {
   setup_node
-  # binaryen: Debian's wasm-opt, run by build-www.sh (wasm-pack's own would be downloaded).
-  apt_install chromium chromium-driver binaryen
+  apt_install chromium chromium-driver
   grep -q wasm32-unknown-unknown <<<"$(rustup target list --installed)" || rustup target add wasm32-unknown-unknown
   # The CLI must match the wasm-bindgen in Cargo.lock exactly.
   local bindgen
