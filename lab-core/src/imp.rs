@@ -453,23 +453,24 @@ pub async fn run_control<M: Architecture>(
         } else {
             load_mask(store, &keys.mask(round))?.ok_or(ImpError::MissingMainRound(round))?
         };
-        // Reinit trains a fresh network from iteration 0; random pruning uses the ticket's
-        // rewind weights and so resumes at the rewind iteration like the ticket.
+        // Both controls train the ticket's schedule: from the rewind iteration k to the end
+        // (open_lth's branches, start_at_step_zero = false). Reinit starts from fresh weights,
+        // random pruning from the ticket's rewind weights (θ0, or the recorded θk).
         let stream = control.stream(round);
+        let rewind_at = config.rewind.iteration(config.train.iterations);
+        let first = rewind_at.unwrap_or(0);
         let (mask, start, first_iteration) = match control {
             Control::Reinit => {
                 let fresh: M = init_model_stream(config.model, config.seed, &stream, &device);
-                (ticket_mask, read_weights(&fresh).await?, 0)
+                (ticket_mask, read_weights(&fresh).await?, first)
             }
             Control::RandomPrune => {
-                let rewind = match load_blob(store, &keys.rewind())? {
-                    Some(t) => t.weights,
-                    None => read_weights(&theta0).await?,
+                let rewind = match (rewind_at, load_blob(store, &keys.rewind())?) {
+                    (Some(k), Some(t)) if k > 0 => t.weights,
+                    // θk is written by round 0; without it the control cannot be what it says.
+                    (Some(k), None) if k > 0 => return Err(missing(keys.rewind())),
+                    _ => read_weights(&theta0).await?,
                 };
-                let first = config
-                    .rewind
-                    .iteration(config.train.iterations)
-                    .unwrap_or(0);
                 (
                     prune::random_like(&ticket_mask, config.seed, &stream),
                     rewind,

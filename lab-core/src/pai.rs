@@ -358,9 +358,9 @@ pub async fn score_once<M: Classifier>(
             let mut images = Vec::new();
             let batches: Vec<LossBatch> = (0..=config.prospr_steps)
                 .map(|_| {
-                    let batch: Vec<usize> = (0..config.prospr_batch.min(split.len()))
-                        .map(|_| rng.below(split.len()))
-                        .collect();
+                    // Without replacement, as a data loader draws a batch.
+                    let mut batch = rng.permutation(split.len());
+                    batch.truncate(config.prospr_batch.min(split.len()));
                     images.extend_from_slice(&batch);
                     LossBatch::new(split, &batch, 1.0, device)
                 })

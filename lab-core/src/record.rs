@@ -199,8 +199,17 @@ pub fn canonical_description<T: Serialize>(config: &T, default: &T) -> String {
     lines.join("\n")
 }
 
-/// `<kind>-<first 8 hex of md5(description)>`.
+/// The version of what a run's records mean. Raised when the science behind unchanged
+/// settings changes (v2: exact GraSP Hg and T = 200, data order from the replicate seed,
+/// hashed control streams, stratified evaluation subsets, per-data-set standardisation), so
+/// records of an older lab are never read back as if they were new ones.
+pub const RECORDS_VERSION: u32 = 2;
+
+/// `<kind>-<first 8 hex of md5(description)>`, the description led by the records version.
 pub fn run_name<T: Serialize>(kind: &str, config: &T, default: &T) -> String {
-    let description = canonical_description(config, default);
+    let description = format!(
+        "records_version={RECORDS_VERSION}\n{}",
+        canonical_description(config, default)
+    );
     format!("{kind}-{}", &md5_hex(description.as_bytes())[..8])
 }

@@ -11,6 +11,7 @@
 //! [`super::Classifier::forward_gated`]. Smooth operations (GELU, softmax, layer norm) need no
 //! gate.
 
+use burn::nn::PaddingConfig2d;
 use burn::nn::pool::MaxPool2d;
 use burn::tensor::activation::relu;
 use burn::tensor::module::{max_pool2d, max_pool2d_with_indices};
@@ -149,8 +150,16 @@ impl Gates {
         }
     }
 
-    /// burn's [`MaxPool2d`] (unpadded), or a gather at the recorded argmaxes.
+    /// burn's [`MaxPool2d`], or a gather at the recorded argmaxes. Recording needs an
+    /// unpadded pool (every pool of the lab's models); a padded one is reported by
+    /// [`Gates::finished`] instead of being frozen wrongly.
     pub fn max_pool2d(&mut self, pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+        if !matches!(pool.padding, PaddingConfig2d::Valid) {
+            if self.mode != Mode::Free && self.mismatch.is_none() {
+                self.mismatch = Some("a padded max-pool cannot be frozen".into());
+            }
+            return pool.forward(x);
+        }
         let options = MaxPoolOptions::new(pool.kernel_size)
             .with_stride(pool.stride)
             .with_dilation(pool.dilation)
