@@ -493,41 +493,24 @@ fn a_run_stopped_inside_a_round_resumes_from_its_checkpoint_with_the_same_result
         read(&reference_store, &keys.ticket(1))
     );
 
-    // A control (reinit trains from iteration 0) stopped twice inside its round 0.
-    let mut stop = StopAt {
-        at: 30,
-        seen: 0,
-        resumed_at: None,
-    };
-    assert!(
-        block_on(run_control::<Mlp>(
+    // A control (reinit) stopped twice inside its round 0.
+    for at in [30, 50] {
+        let mut stop = StopAt {
+            at,
+            seen: 0,
+            resumed_at: None,
+        };
+        let control = run_control::<Mlp>(
             &config,
             Control::Reinit,
             None,
             &data,
             &device,
             &mut store,
-            &mut stop
-        ))
-        .is_err()
-    );
-    let mut stop = StopAt {
-        at: 50,
-        seen: 0,
-        resumed_at: None,
-    };
-    assert!(
-        block_on(run_control::<Mlp>(
-            &config,
-            Control::Reinit,
-            None,
-            &data,
-            &device,
-            &mut store,
-            &mut stop
-        ))
-        .is_err()
-    );
+            &mut stop,
+        );
+        assert!(block_on(control).is_err());
+    }
     let mut resumed = StopAt {
         at: usize::MAX,
         seen: 0,

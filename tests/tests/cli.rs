@@ -92,39 +92,48 @@ fn imp_writes_the_report_and_charts() {
     std::fs::remove_dir_all(&out).unwrap();
 }
 
-#[test]
-fn a_killed_run_resumes_with_the_same_results() {
-    let out = scratch("resume");
-    let mut child = imp(&out, "5", &[])
+/// Starts `lth imp`, waits until `round-01/<file>` exists in its records, then kills it
+/// (SIGKILL) and checks the kill interrupted it. Returns the file's path.
+fn kill_when_round_1_has(out: &Path, rounds: &str, extra: &[&str], file: &str) -> PathBuf {
+    let mut child = imp(out, rounds, extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let records = out.join("records");
     let started = Instant::now();
-    let round1_done = loop {
+    let found = loop {
         let found = std::fs::read_dir(&records).ok().and_then(|mut runs| {
             let run = runs.next()?.ok()?.path();
-            let result = run.join("round-01").join("result.json");
-            result.is_file().then_some(result)
+            let path = run.join("round-01").join(file);
+            path.is_file().then_some(path)
         });
         if let Some(path) = found {
             break path;
         }
         assert!(
             started.elapsed() < Duration::from_secs(300),
-            "round 1 never finished"
+            "round 1 never wrote {file}"
         );
         assert!(
             child.try_wait().unwrap().is_none(),
             "finished before it could be killed"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
     };
     child.kill().unwrap(); // SIGKILL
-    let status = child.wait().unwrap();
-    // The kill interrupted the run: it did not exit by itself and its last round is unfinished.
-    assert!(!status.success(), "the run had already finished");
+    assert!(
+        !child.wait().unwrap().success(),
+        "the run had already finished"
+    );
+    found
+}
+
+#[test]
+fn a_killed_run_resumes_with_the_same_results() {
+    let out = scratch("resume");
+    let round1_done = kill_when_round_1_has(&out, "5", &[], "result.json");
+    // The kill interrupted the run: its last round is unfinished.
     let last_round = round1_done.parent().unwrap().with_file_name("round-04");
     assert!(
         !last_round.join("result.json").exists(),
@@ -160,37 +169,7 @@ fn a_killed_run_resumes_with_the_same_results() {
 fn a_run_killed_inside_a_round_resumes_from_its_checkpoint() {
     let out = scratch("checkpoint");
     let every = ["--checkpoint-every", "50"];
-    let mut child = imp(&out, "2", &every)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let records = out.join("records");
-    let started = Instant::now();
-    let checkpoint = loop {
-        let found = std::fs::read_dir(&records).ok().and_then(|mut runs| {
-            let run = runs.next()?.ok()?.path();
-            let checkpoint = run.join("round-01").join("checkpoint.bin");
-            checkpoint.is_file().then_some(checkpoint)
-        });
-        if let Some(path) = found {
-            break path;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "no checkpoint in round 1"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "finished before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    child.kill().unwrap(); // SIGKILL
-    assert!(
-        !child.wait().unwrap().success(),
-        "the run had already finished"
-    );
+    let checkpoint = kill_when_round_1_has(&out, "2", &every, "checkpoint.bin");
     let round = checkpoint.parent().unwrap();
     assert!(
         !round.join("result.json").exists(),
