@@ -81,23 +81,33 @@ def main():
             failures.append(path.name)
             print(f"{path.name}: no cell promises a chart (metadata lth.expected_output)", flush=True)
             continue
-        client = NotebookClient(notebook, timeout=args.timeout, kernel_name="rust",
-                                resources={"metadata": {"path": str(path.parent)}})
-        started = time.time()
-        cell_times = []
+        # A kernel that dies before it answers kernel_info never ran a cell: evcxr 0.22 once
+        # failed its start-up probe of rustc here (seen 1 start in ~20). Such a start is retried
+        # once, and said; a failure in any cell is never retried.
+        for attempt in (1, 2):
+            notebook = nbformat.read(path, as_version=4)
+            client = NotebookClient(notebook, timeout=args.timeout, kernel_name="rust",
+                                    resources={"metadata": {"path": str(path.parent)}})
+            started = time.time()
+            cell_times = []
 
-        def on_cell_executed(cell, cell_index, execute_reply, **_):
-            cell_times.append((cell_index, round(time.time() - on_cell_executed.last, 1)))
-            on_cell_executed.last = time.time()
-        on_cell_executed.last = started
-        client.on_cell_executed = on_cell_executed
-        error = None
-        try:
-            client.execute()
-        except CellExecutionError as e:
-            error = str(e).splitlines()[-1] if str(e) else repr(e)
-        except Exception as e:  # kernel death, timeouts
-            error = f"{type(e).__name__}: {e}"
+            def on_cell_executed(cell, cell_index, execute_reply, **_):
+                cell_times.append((cell_index, round(time.time() - on_cell_executed.last, 1)))
+                on_cell_executed.last = time.time()
+            on_cell_executed.last = started
+            client.on_cell_executed = on_cell_executed
+            error = None
+            try:
+                client.execute()
+            except CellExecutionError as e:
+                error = str(e).splitlines()[-1] if str(e) else repr(e)
+            except Exception as e:  # kernel death, timeouts
+                error = f"{type(e).__name__}: {e}"
+            if attempt == 1 and not cell_times and error and "before replying to kernel_info" in error:
+                print(f"{path.name}: the kernel died while starting ({error}); starting it again",
+                      flush=True)
+                continue
+            break
         seconds = time.time() - started
         nbformat.write(notebook, out / path.name)
         problems = ([error] if error else []) + error_outputs(notebook)
