@@ -241,3 +241,88 @@ fn collapse_is_detected_on_a_cut_network_and_not_on_a_healthy_one() {
     conv.layers[1].keep[..8].iter_mut().for_each(|k| *k = false); // inputs 0-3 (channel 0) cut
     assert!(detect_collapse(&conv).collapsed());
 }
+
+#[derive(Default)]
+struct CountSteps(usize);
+impl lab_core::train::Observer for CountSteps {
+    fn on_step(&mut self, _: usize, _: usize) {
+        self.0 += 1;
+    }
+}
+impl lab_core::imp::ImpObserver for CountSteps {}
+
+/// A PaI record keeps its ticket (θ0 ⊙ mask, the mask), the images its score saw and its
+/// temperature; a rerun reads the result back without scoring or training again.
+#[test]
+fn pai_records_keep_the_ticket_and_read_back_without_training() {
+    use lab_core::pai::{PaiExperiment, PaiKeys, run_pai};
+    use lab_core::store::{MemoryStore, RunStore};
+    use lab_core::ticket::Ticket;
+    use lab_core::train::{Prepared, TrainConfig};
+    let device = BackendKind::Ndarray.device().unwrap();
+    let data = Prepared::new(&common::mnist().subset(2000, 200, 200), &device);
+    let experiment = PaiExperiment {
+        pai: PaiConfig::new(Score::Grasp, 1.0),
+        train: TrainConfig::new().with_iterations(20).with_eval_every(10),
+        train_subset: Some(2000),
+        eval_subset: Some(200),
+        ..PaiExperiment::default()
+    };
+    let mut store = MemoryStore::default();
+    let mut steps = CountSteps::default();
+    let run = |store: &mut MemoryStore, steps: &mut CountSteps| {
+        block_on(run_pai::<Mlp>(
+            &experiment,
+            &data,
+            &device,
+            "ndarray",
+            store,
+            steps,
+        ))
+        .unwrap()
+    };
+    let first = run(&mut store, &mut steps);
+    assert_eq!(steps.0, 20);
+    assert_eq!(first.temperature, Some(200.0));
+    assert_eq!(first.images_seen.len(), 100, "10 images of each class");
+    assert_eq!(
+        first.images_seen,
+        balanced_sample(&data.train, 10, 0)
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
+    let keys = PaiKeys {
+        run: experiment.run_name(),
+    };
+    let ticket = Ticket::from_safetensors(&store.read(&keys.ticket()).unwrap()).unwrap();
+    assert!((ticket.mask.density() - 0.1).abs() < 1e-4);
+    let theta0 = block_on(read_weights(&init_model::<Mlp>(
+        ModelKind::Lenet300,
+        0,
+        &device.clone().autodiff(),
+    )))
+    .unwrap();
+    for layer in &ticket.mask.layers {
+        for ((&keep, &v), &v0) in layer
+            .keep
+            .iter()
+            .zip(&ticket.weights[&layer.name].values)
+            .zip(&theta0[&layer.name].values)
+        {
+            assert_eq!(v, if keep { v0 } else { 0.0 });
+        }
+    }
+
+    let mut again = CountSteps::default();
+    let second = run(&mut store, &mut again);
+    assert_eq!(again.0, 0, "a finished PaI experiment was trained again");
+    // Read back from its JSON record (serde_json without `float_roundtrip` may parse an f64
+    // one ulp off, so compare with the record's own round trip, not with the fresh value).
+    let recorded: lab_core::pai::PaiResult =
+        serde_json::from_slice(&store.read(&keys.result()).unwrap()).unwrap();
+    assert_eq!(second, recorded);
+    assert_eq!(second.images_seen, first.images_seen);
+    assert_eq!(second.layers, first.layers);
+}
