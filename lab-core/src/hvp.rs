@@ -211,7 +211,7 @@ pub async fn hessian_vector<M: Classifier>(
 ) -> Result<Weights, HvpError> {
     let length = norm(v);
     if length == 0.0 {
-        return Ok(scaled(v, 0.0));
+        return Ok(combine(v, v, |_, _| 0.0));
     }
     let epsilon = (step / length) as f32;
     let side = |sign: f32| {
@@ -249,9 +249,4 @@ pub fn combine(a: &Weights, b: &Weights, f: impl Fn(f32, f32) -> f32) -> Weights
             )
         })
         .collect()
-}
-
-/// `scale · a`.
-pub fn scaled(a: &Weights, scale: f32) -> Weights {
-    combine(a, a, |p, _| p * scale)
 }

@@ -73,11 +73,6 @@ impl Score {
     pub fn default_iterations(self) -> usize {
         if self == Score::Synflow { 100 } else { 1 }
     }
-
-    /// Whether the score looks at training images (and records which).
-    pub fn uses_data(self) -> bool {
-        matches!(self, Score::Snip | Score::Grasp | Score::Prospr)
-    }
 }
 
 /// GraSP's temperature in the reference implementations (Wang et al.'s and Synaptic-Flow's).

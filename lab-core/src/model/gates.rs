@@ -81,15 +81,6 @@ impl Gates {
         }
     }
 
-    /// Number of recorded decisions.
-    pub fn len(&self) -> usize {
-        self.decisions.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.decisions.is_empty()
-    }
-
     /// Whether a replay matched its recording call for call and used every decision.
     pub fn finished(&self) -> Result<(), GateMismatch> {
         if let Some(mismatch) = &self.mismatch {
