@@ -21,6 +21,10 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+# evcxr 0.22's start-up cargo probe (`rustc - --print=…`) fails right after another kernel
+# has run here, and works again a little later: a kernel that dies while starting is started
+# once more after this pause.
+RESTART_PAUSE = 30
 
 
 def svg_outputs(notebook):
@@ -81,9 +85,8 @@ def main():
             failures.append(path.name)
             print(f"{path.name}: no cell promises a chart (metadata lth.expected_output)", flush=True)
             continue
-        # A kernel that dies before it answers kernel_info never ran a cell: evcxr 0.22 once
-        # failed its start-up probe of rustc here (seen 1 start in ~20). Such a start is retried
-        # once, and said; a failure in any cell is never retried.
+        # A kernel that dies before it answers kernel_info never ran a cell (see RESTART_PAUSE).
+        # Such a start is retried once, and said; a failure in any cell is never retried.
         for attempt in (1, 2):
             notebook = nbformat.read(path, as_version=4)
             client = NotebookClient(notebook, timeout=args.timeout, kernel_name="rust",
@@ -104,8 +107,9 @@ def main():
             except Exception as e:  # kernel death, timeouts
                 error = f"{type(e).__name__}: {e}"
             if attempt == 1 and not cell_times and error and "before replying to kernel_info" in error:
-                print(f"{path.name}: the kernel died while starting ({error}); starting it again",
-                      flush=True)
+                print(f"{path.name}: the kernel died while starting ({error}); starting it again "
+                      f"in {RESTART_PAUSE} s", flush=True)
+                time.sleep(RESTART_PAUSE)
                 continue
             break
         seconds = time.time() - started
