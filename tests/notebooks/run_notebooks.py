@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import pathlib
+import shutil
 import sys
 import time
 
@@ -87,6 +88,16 @@ def main():
             continue
         # A kernel that dies before it answers kernel_info never ran a cell (see RESTART_PAUSE).
         # Such a start is retried once, and said; a failure in any cell is never retried.
+        # evcxr 0.22's compile cache (`:cache`, in $XDG_CACHE_HOME/evcxr), shared by kernels
+        # here, broke every kernel start after the first two (its cargo probe of rustc failed;
+        # measured 2026-11-23); the first kernel on a fresh cache always started. So each
+        # notebook gets a fresh one: each first cell compiles lab-core's dependencies (≈ 5 min).
+        caches = os.environ.get("LTH_NOTEBOOK_CACHES")
+        if caches:
+            cache = pathlib.Path(caches) / path.stem
+            shutil.rmtree(cache, ignore_errors=True)
+            cache.mkdir(parents=True)
+            os.environ["XDG_CACHE_HOME"] = str(cache)
         for attempt in (1, 2):
             notebook = nbformat.read(path, as_version=4)
             client = NotebookClient(notebook, timeout=args.timeout, kernel_name="rust",
