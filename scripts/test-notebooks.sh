@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 scripts/setup.sh notebooks
 start=$(date +%s)
-# Each notebook's kernel gets a fresh evcxr compile cache (see tests/notebooks/run_notebooks.py).
+# All notebooks run in one kernel, :clear between them, on a fresh evcxr compile cache
+# (see tests/notebooks/run_notebooks.py).
 export LTH_NOTEBOOK_CACHES="$HOME/.cache/lth-lab/notebook-test-caches"
 # Records of notebook runs go to a fresh directory, so the test trains for real.
 export LTH_NOTEBOOK_RUNS="${LTH_NOTEBOOK_RUNS:-$(mktemp -d)}"
