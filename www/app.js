@@ -41,12 +41,23 @@ async function fetchMnist() {
   }));
 }
 
+// The model list comes from lab-core's registry (index.html names only the default).
+function fillModelList() {
+  const select = document.querySelector('#experiment select[name=model]');
+  if (select.dataset.fromRegistry) return;
+  const chosen = select.value;
+  select.replaceChildren(...wasm.models().map(({ name, summary }) =>
+    new Option(`${name}: ${summary}`, name, false, name === chosen)));
+  select.dataset.fromRegistry = 'yes';
+}
+
 // A fresh module instance only when the old one died; a plain backend switch keeps the
 // instance and its decoded data set and only picks the new backend.
 async function startLab(preference, { fresh = false } = {}) {
   let sizes = null;
   if (fresh || !lab) {
     wasm = await loadModule();
+    fillModelList();
     lab = new wasm.Lab(records);
     sizes = lab.loadDataset('mnist', ...mnistBytes);
   }

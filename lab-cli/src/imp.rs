@@ -9,8 +9,8 @@ use clap::Args;
 use lab_core::backend::BackendKind;
 use lab_core::data::{DatasetKind, Mnist};
 use lab_core::imp::{Control, ImpConfig, Rewind};
-use lab_core::model::{Architecture, ConvNet, Mlp, ModelKind};
-use lab_core::prune::{PruneConfig, PruneScope};
+use lab_core::model::{ModelKind, Net};
+use lab_core::prune::{LayerRate, PruneConfig, PruneScope};
 use lab_core::record::{ImpReport, RoundResult};
 use lab_core::store::DirStore;
 use lab_core::ticket::Ticket;
@@ -63,21 +63,29 @@ pub struct ImpArgs {
     out: PathBuf,
     #[arg(long, default_value = "adam")]
     optimizer: OptimizerArg,
-    #[arg(long, default_value_t = 1.2e-3)]
+    // Hyper-parameter defaults are lab-core's (TrainConfig, PruneConfig): one place.
+    #[arg(long, default_value_t = TrainConfig::new().learning_rate)]
     lr: f64,
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = TrainConfig::new().batch_size)]
     batch_size: usize,
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = TrainConfig::new().warmup_iterations)]
     warmup: usize,
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = TrainConfig::new().eval_every)]
     eval_every: usize,
     /// Fraction of surviving fully connected weights pruned per round.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = PruneConfig::default().rate)]
     prune_rate: f64,
-    #[arg(long, default_value_t = 0.1)]
+    /// Fraction of the output layer (the last prunable parameter) pruned per round.
+    #[arg(long, default_value_t = PruneConfig::default().output_rate)]
     output_rate: f64,
-    #[arg(long, default_value_t = 0.1)]
+    /// Fraction of convolution weights pruned per round.
+    #[arg(long, default_value_t = PruneConfig::default().conv_rate)]
     conv_rate: f64,
+    /// A rate for the layers whose parameter path matches a glob, as PATTERN=RATE, e.g.
+    /// `layers.0.*=0.1` (repeatable; the first match wins, before the rates above and the
+    /// model's own suggestions, e.g. the ViT's per layer type).
+    #[arg(long = "layer-rate", value_name = "PATTERN=RATE")]
+    layer_rates: Vec<LayerRate>,
     /// Global instead of per-layer magnitude pruning.
     #[arg(long)]
     global: bool,
@@ -142,6 +150,7 @@ fn imp_config(args: &ImpArgs, rounds: usize) -> Result<ImpConfig> {
         rate: args.prune_rate,
         conv_rate: args.conv_rate,
         output_rate: args.output_rate,
+        layers: args.layer_rates.clone(),
     };
     let config = ImpConfig::new()
         .with_model(args.model.0)
@@ -213,15 +222,12 @@ fn retrain_ticket(args: &ImpArgs, path: &std::path::Path) -> Result<()> {
         .with_context(|| format!("unknown model {} in the ticket", ticket.provenance.model))?;
     let config = imp_config(args, 1)?;
     // The ticket's own data set; a different --dataset is refused, not silently used.
-    let dataset = DatasetKind::ALL
-        .into_iter()
-        .find(|d| d.name() == ticket.provenance.dataset)
-        .with_context(|| {
-            format!(
-                "unknown dataset {} in the ticket",
-                ticket.provenance.dataset
-            )
-        })?;
+    let dataset = DatasetKind::parse(&ticket.provenance.dataset).with_context(|| {
+        format!(
+            "unknown dataset {} in the ticket",
+            ticket.provenance.dataset
+        )
+    })?;
     if config.dataset != DatasetKind::Mnist && config.dataset != dataset {
         bail!(
             "the ticket was found on {}, not {}",
@@ -233,14 +239,10 @@ fn retrain_ticket(args: &ImpArgs, path: &std::path::Path) -> Result<()> {
     let data = data.limited(config.train_subset, config.eval_subset);
     // The ticket's replicate seed orders the data, as in the run that found it.
     let train = config.train.for_replicate(ticket.provenance.seed);
-    if kind.is_mlp() {
-        train_ticket::<Mlp>(&ticket, kind, &train, &data, args.backend, args)
-    } else {
-        train_ticket::<ConvNet>(&ticket, kind, &train, &data, args.backend, args)
-    }
+    train_ticket(&ticket, kind, &train, &data, args.backend, args)
 }
 
-fn train_ticket<M: Architecture>(
+fn train_ticket(
     ticket: &Ticket,
     kind: ModelKind,
     config: &TrainConfig,
@@ -250,7 +252,7 @@ fn train_ticket<M: Architecture>(
 ) -> Result<()> {
     let device = backend.device()?.autodiff();
     let backend: BackendKind = backend.0;
-    let (model, mask) = ticket.instantiate::<M>(kind, &device)?;
+    let (model, mask) = ticket.instantiate::<Net>(kind, &device)?;
     let prepared = Prepared::new(data, &device);
     let mut progress = Progress::new(args.quiet);
     let started = Instant::now();

@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use lab_core::data::DatasetKind;
-use lab_core::model::{ConvNet, Mlp};
+use lab_core::model::Net;
 use lab_core::pai::{PaiConfig, PaiExperiment};
 use lab_core::prune::PruneScope;
 use lab_core::store::DirStore;
@@ -144,25 +144,14 @@ pub fn run(args: &PaiArgs) -> Result<()> {
             experiment.pai.score.name(),
             experiment.pai.compression
         ));
-        let result = if model.is_mlp() {
-            lab_core::block_on(lab_core::pai::run_pai::<Mlp>(
-                experiment,
-                &prepared,
-                &device,
-                backend.name(),
-                &mut store,
-                &mut progress,
-            ))
-        } else {
-            lab_core::block_on(lab_core::pai::run_pai::<ConvNet>(
-                experiment,
-                &prepared,
-                &device,
-                backend.name(),
-                &mut store,
-                &mut progress,
-            ))
-        }?;
+        let result = lab_core::block_on(lab_core::pai::run_pai::<Net>(
+            experiment,
+            &prepared,
+            &device,
+            backend.name(),
+            &mut store,
+            &mut progress,
+        ))?;
         progress.line(format!(
             "{:>8} C={:<5} {:>8.3}% left  {}",
             result.score,

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use lab_core::model::Mlp;
+use lab_core::model::Net;
 use lab_core::plot;
 use lab_core::record::RoundResult;
 use lab_core::reproduce::{
@@ -63,7 +63,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     let device = args.backend.device()?;
     let data = load_data(config.dataset, args.data.clone(), args.download, args.quiet)?;
     let prepared = Prepared::new(&data, &device);
-    let control_rounds = rounds_for_levels(&densities::<Mlp>(&config, &device), &args.levels);
+    let control_rounds = rounds_for_levels(&densities::<Net>(&config, &device), &args.levels);
     let seeds: Vec<u64> = (0..args.seeds).collect();
     let mut store = DirStore::new(args.out.join("records"));
     let mut progress = Progress::new(args.quiet);
@@ -72,7 +72,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         args.budget, args.rounds
     ));
     let started = Instant::now();
-    let result = lab_core::block_on(reproduce::<Mlp>(
+    let result = lab_core::block_on(reproduce::<Net>(
         "lth-lenet300",
         &config,
         backend.name(),

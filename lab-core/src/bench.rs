@@ -5,7 +5,7 @@ use web_time::Instant;
 
 use crate::data::Mnist;
 use crate::mask::Mask;
-use crate::model::{Mlp, ModelKind, init_model};
+use crate::model::{ModelKind, Net, init_model};
 use crate::params::read_weights;
 use crate::prune::{PruneConfig, magnitude};
 use crate::train::{Pause, Stepper, TrainConfig, batch_tensors};
@@ -39,7 +39,7 @@ pub async fn training_throughput_async(
 ) -> Result<Throughput, crate::error::DeviceError> {
     let device = device.clone().autodiff();
     let config = TrainConfig::new();
-    let model: Mlp = init_model(ModelKind::Lenet300, 0, &device);
+    let model: Net = init_model(ModelKind::Lenet300, 0, &device);
     let weights = read_weights(&model).await?;
     let mask = magnitude(&Mask::dense_for(&model), &weights, &PruneConfig::default());
     let (mut stepper, mut model) = Stepper::new(model, Some(&mask), &config, &device);

@@ -16,7 +16,7 @@ use crate::checkpoint::Checkpointing;
 use crate::data::{DatasetKind, Mnist};
 use crate::error::{ConfigError, DeviceError};
 use crate::mask::Mask;
-use crate::model::{Architecture, ConvNet, Mlp, ModelKind, init_model, init_model_stream};
+use crate::model::{Architecture, ModelKind, Net, init_model, init_model_stream};
 use crate::params::{Weights, load_weights, read_weights};
 use crate::prune::{self, PruneConfig};
 use crate::record::{ImpReport, RoundResult, run_name};
@@ -146,6 +146,13 @@ impl ImpConfig {
             _ => {}
         }
         Ok(())
+    }
+
+    /// The pruning rules a round applies: the configured ones, then the model's suggested
+    /// per-layer rates ([`crate::model::ModelSpec::prune_rates`]).
+    pub fn prune_rules(&self) -> PruneConfig {
+        self.prune
+            .with_fallback_rules(self.model.spec().prune_rates)
     }
 
     /// The run's directory name: a hash of the non-default hyper-parameters. The number of
@@ -387,7 +394,7 @@ pub async fn run_imp<M: Architecture>(
             store.write(&keys.trained(round), &blob)?;
         }
         // Always written, so a later run with more rounds continues from here.
-        let next = prune::magnitude(&mask, &trained, &config.prune);
+        let next = prune::magnitude(&mask, &trained, &config.prune_rules());
         debug_assert!(next.is_subset_of(&mask));
         store.write(&keys.mask(round + 1), next.to_json().as_bytes())?;
         let result =
@@ -539,19 +546,11 @@ pub async fn run_experiment(
         rounds: Vec::new(),
         controls: Default::default(),
     };
-    report.rounds = if config.model.is_mlp() {
-        run_imp::<Mlp>(config, &prepared, device, store, observer).await?
-    } else {
-        run_imp::<ConvNet>(config, &prepared, device, store, observer).await?
-    };
+    report.rounds = run_imp::<Net>(config, &prepared, device, store, observer).await?;
     on_report(&report);
     for &control in controls {
-        let results = if config.model.is_mlp() {
-            run_control::<Mlp>(config, control, None, &prepared, device, store, observer).await?
-        } else {
-            run_control::<ConvNet>(config, control, None, &prepared, device, store, observer)
-                .await?
-        };
+        let results =
+            run_control::<Net>(config, control, None, &prepared, device, store, observer).await?;
         report.controls.insert(control.name().into(), results);
         on_report(&report);
     }

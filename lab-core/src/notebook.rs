@@ -1,7 +1,7 @@
 //! Notebooks (evcxr Jupyter): blocking, non-generic entry points and rich display.
 //!
 //! evcxr compiles every cell as a crate of its own; calling a generic such as
-//! `run_imp::<Mlp>` from a cell would monomorphise burn's training loop in each cell. The
+//! `run_imp::<Net>` from a cell would monomorphise burn's training loop in each cell. The
 //! functions here are instantiated once, in lab-core, so cells stay quick to compile.
 //!
 //! Display: a value left at the end of a cell is shown through its `evcxr_display` method:
@@ -13,7 +13,7 @@ use crate::backend::BackendKind;
 use crate::data::native::{DataSource, load};
 use crate::data::{DataError, DatasetKind, Mnist};
 use crate::imp::{Control, ImpConfig, ImpError, ImpObserver, run_experiment};
-use crate::model::{ConvNet, Mlp};
+use crate::model::Net;
 use crate::pai::{PaiError, PaiExperiment, PaiResult, run_pai};
 use crate::plot::{Chart, to_svg};
 use crate::record::{ImpReport, RoundResult};
@@ -79,32 +79,14 @@ pub fn pai(experiment: &PaiExperiment, data: &Mnist) -> Result<PaiResult, PaiErr
     let prepared = Prepared::new(&data, &device);
     let mut store = DirStore::new(records_dir());
     let mut progress = Progress::default();
-    let run = async {
-        if experiment.model.is_mlp() {
-            let backend = backend.name();
-            run_pai::<Mlp>(
-                experiment,
-                &prepared,
-                &device,
-                backend,
-                &mut store,
-                &mut progress,
-            )
-            .await
-        } else {
-            let backend = backend.name();
-            run_pai::<ConvNet>(
-                experiment,
-                &prepared,
-                &device,
-                backend,
-                &mut store,
-                &mut progress,
-            )
-            .await
-        }
-    };
-    let result = crate::block_on(run)?;
+    let result = crate::block_on(run_pai::<Net>(
+        experiment,
+        &prepared,
+        &device,
+        backend.name(),
+        &mut store,
+        &mut progress,
+    ))?;
     println!(
         "{} at {:.2}% remaining: {}",
         result.score,
@@ -242,14 +224,5 @@ pub fn rounds_table(report: &ImpReport) -> Html {
 impl ImpReport {
     pub fn evcxr_display(&self) {
         rounds_table(self).evcxr_display();
-    }
-}
-
-/// Data sets by name, for notebook knobs.
-pub fn dataset_kind(name: &str) -> Option<DatasetKind> {
-    match name {
-        "mnist" => Some(DatasetKind::Mnist),
-        "fashion-mnist" | "fashion" => Some(DatasetKind::FashionMnist),
-        _ => None,
     }
 }

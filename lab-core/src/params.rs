@@ -25,8 +25,16 @@ impl PathTracker {
         self.containers.pop();
     }
 
+    /// The dotted path, without the variants of enum modules: a network wrapped in
+    /// [`crate::model::Net`] keeps the paths it has on its own.
     pub fn path(&self) -> String {
-        self.names.join(".")
+        self.names
+            .iter()
+            .zip(&self.containers)
+            .filter(|(_, container)| !container.starts_with("Enum:"))
+            .map(|(name, _)| name.as_str())
+            .collect::<Vec<_>>()
+            .join(".")
     }
 
     /// Whether the current parameter is a connection weight we prune by default: a tensor of

@@ -23,7 +23,73 @@ pub enum PruneScope {
     Global,
 }
 
+/// A per-round pruning rate for the layers whose parameter path matches a glob pattern
+/// (`*` matches any run of characters, e.g. `*.attention.*` or `layers.0.weight`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerRate {
+    pub pattern: String,
+    pub rate: f64,
+}
+
+impl LayerRate {
+    pub fn new(pattern: &str, rate: f64) -> Self {
+        Self {
+            pattern: pattern.into(),
+            rate,
+        }
+    }
+
+    pub fn matches(&self, path: &str) -> bool {
+        glob_match(&self.pattern, path)
+    }
+}
+
+impl std::str::FromStr for LayerRate {
+    type Err = crate::error::ConfigError;
+
+    /// `PATTERN=RATE`, e.g. `layers.0.*=0.1`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (pattern, rate) = text.rsplit_once('=').ok_or_else(|| {
+            crate::error::ConfigError(format!("layer rate `{text}` is not PATTERN=RATE"))
+        })?;
+        let rate = rate.trim().parse().map_err(|_| {
+            crate::error::ConfigError(format!("layer rate `{text}`: `{rate}` is not a number"))
+        })?;
+        Ok(Self::new(pattern.trim(), rate))
+    }
+}
+
+/// `*` matches any (possibly empty) run of characters; everything else matches itself.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    // Classic two-pointer wildcard matching with backtracking to the last `*`.
+    let (mut i, mut j) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while j < t.len() {
+        if i < p.len() && p[i] != '*' && p[i] == t[j] {
+            i += 1;
+            j += 1;
+        } else if i < p.len() && p[i] == '*' {
+            star = Some((i, j));
+            i += 1;
+        } else if let Some((si, sj)) = star {
+            i = si + 1;
+            j = sj + 1;
+            star = Some((si, sj + 1));
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|&c| c == '*')
+}
+
 /// How much to prune per round.
+///
+/// Per layer, the first of `layers` whose pattern matches the parameter path sets its rate;
+/// a layer no rule names gets `output_rate` if it is the last prunable parameter, `conv_rate`
+/// if it is a convolution, else `rate` (the LTH paper's settings by default). Experiments
+/// append their model's suggested rules ([`crate::model::ModelSpec::prune_rates`]) after the
+/// user's, so the user's win. Global pruning uses `rate` alone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PruneConfig {
     pub scope: PruneScope,
@@ -33,6 +99,9 @@ pub struct PruneConfig {
     pub conv_rate: f64,
     /// Fraction for the output layer, the last prunable parameter (LTH: 0.1).
     pub output_rate: f64,
+    /// Rates by parameter-path pattern, first match wins; before the rules above.
+    #[serde(default)]
+    pub layers: Vec<LayerRate>,
 }
 
 impl Default for PruneConfig {
@@ -42,6 +111,7 @@ impl Default for PruneConfig {
             rate: 0.2,
             conv_rate: 0.1,
             output_rate: 0.1,
+            layers: Vec::new(),
         }
     }
 }
@@ -54,7 +124,9 @@ impl PruneConfig {
             .iter()
             .enumerate()
             .map(|(i, layer)| {
-                if i == last {
+                if let Some(rule) = self.layers.iter().find(|rule| rule.matches(&layer.name)) {
+                    rule.rate
+                } else if i == last {
                     self.output_rate
                 } else if layer.shape.len() >= 3 {
                     self.conv_rate
@@ -65,17 +137,41 @@ impl PruneConfig {
             .collect()
     }
 
+    /// This config with `rules` appended after its own (its own match first).
+    pub fn with_fallback_rules(&self, rules: &[(&str, f64)]) -> Self {
+        let mut config = self.clone();
+        config.layers.extend(
+            rules
+                .iter()
+                .map(|&(pattern, rate)| LayerRate::new(pattern, rate)),
+        );
+        config
+    }
+
     pub fn validate(&self) -> Result<(), crate::error::ConfigError> {
+        let rules = self
+            .layers
+            .iter()
+            .map(|rule| (format!("rate of `{}`", rule.pattern), rule.rate));
         for (name, rate) in [
-            ("rate", self.rate),
-            ("conv_rate", self.conv_rate),
-            ("output_rate", self.output_rate),
-        ] {
+            ("rate".to_string(), self.rate),
+            ("conv_rate".to_string(), self.conv_rate),
+            ("output_rate".to_string(), self.output_rate),
+        ]
+        .into_iter()
+        .chain(rules)
+        {
             if !(0.0..1.0).contains(&rate) {
                 return Err(crate::error::ConfigError(format!(
                     "prune {name} must be in [0, 1), got {rate}"
                 )));
             }
+        }
+        if let Some(rule) = self.layers.iter().find(|rule| rule.pattern.is_empty()) {
+            return Err(crate::error::ConfigError(format!(
+                "layer rate {} has an empty pattern",
+                rule.rate
+            )));
         }
         Ok(())
     }
@@ -287,6 +383,60 @@ mod tests {
             },
         );
         (mask, weights)
+    }
+
+    #[test]
+    fn glob_patterns_match_whole_paths() {
+        assert!(glob_match("layers.0.weight", "layers.0.weight"));
+        assert!(!glob_match("layers.0.weight", "layers.0.weight2"));
+        assert!(glob_match(
+            "*.attention.*",
+            "blocks.1.attention.query.weight"
+        ));
+        assert!(!glob_match("*.attention.*", "attention.query.weight"));
+        assert!(glob_match("*.mlp_*", "blocks.0.mlp_in.weight"));
+        assert!(glob_match("head.*", "head.weight"));
+        assert!(!glob_match("head.*", "blocks.0.head.weight"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("a*b*c", "axxbyyc"));
+        assert!(!glob_match("a*b*c", "axxbyy"));
+    }
+
+    #[test]
+    fn layer_rules_come_first_and_the_first_match_wins() {
+        let mask = Mask {
+            layers: vec![
+                LayerMask::dense("first.weight", &[4, 4]),
+                LayerMask::dense("conv.weight", &[2, 2, 3, 3]),
+                LayerMask::dense("hidden.weight", &[4, 4]),
+                LayerMask::dense("out.weight", &[4, 2]),
+            ],
+        };
+        let config = PruneConfig {
+            layers: vec![
+                LayerRate::new("first.*", 0.05),
+                LayerRate::new("*.weight", 0.5),
+            ],
+            ..PruneConfig::default()
+        };
+        assert_eq!(config.layer_rates(&mask), vec![0.05, 0.5, 0.5, 0.5]);
+        // Model rules go after the user's: here they only reach what the user left open.
+        let user = PruneConfig {
+            layers: vec![LayerRate::new("hidden.*", 0.3)],
+            ..PruneConfig::default()
+        };
+        let merged = user.with_fallback_rules(&[("hidden.*", 0.9), ("first.*", 0.15)]);
+        assert_eq!(merged.layer_rates(&mask), vec![0.15, 0.1, 0.3, 0.1]);
+        assert_eq!(
+            "layers.0.*=0.1".parse::<LayerRate>().unwrap(),
+            LayerRate::new("layers.0.*", 0.1)
+        );
+        assert!("layers.0.*".parse::<LayerRate>().is_err());
+        let bad = PruneConfig {
+            layers: vec![LayerRate::new("x", 1.0)],
+            ..PruneConfig::default()
+        };
+        assert!(bad.validate().is_err());
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub fn lth_lenet300(budget: usize, rounds: usize) -> ImpConfig {
 pub fn densities<M: Architecture>(config: &ImpConfig, device: &Device) -> Vec<f64> {
     let model = M::build(config.model, device).expect("architecture matches the model");
     let mask = crate::mask::Mask::dense_over(&prunable_params(&model));
-    let rates = config.prune.layer_rates(&mask);
+    let rates = config.prune_rules().layer_rates(&mask);
     let mut counts: Vec<usize> = mask.layers.iter().map(|l| l.total()).collect();
     let total: usize = counts.iter().sum();
     let mut out = Vec::with_capacity(config.rounds);
@@ -212,7 +212,7 @@ mod tests {
     fn the_paper_levels_map_to_the_paper_rounds() {
         let device = crate::backend::BackendKind::Ndarray.device().unwrap();
         let config = lth_lenet300(1000, 19);
-        let d = densities::<crate::model::Mlp>(&config, &device);
+        let d = densities::<crate::model::Net>(&config, &device);
         // Pm = (265200·0.8^k + 1000·0.9^k)/266200 within rounding.
         for (k, &pm) in d.iter().enumerate() {
             let ideal =

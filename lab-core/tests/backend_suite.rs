@@ -7,7 +7,7 @@ mod common;
 use lab_core::burn::tensor::Device;
 use lab_core::imp::{Control, ImpConfig, RunKeys, run_control, run_imp};
 use lab_core::mask::Mask;
-use lab_core::model::{ConvNet, Mlp, ModelKind, init_model};
+use lab_core::model::{ModelKind, Net, init_model};
 use lab_core::params::{Weights, read_weights};
 use lab_core::prune::{PruneConfig, expected_remaining, magnitude, random_like};
 use lab_core::store::{MemoryStore, RunStore};
@@ -37,7 +37,7 @@ fn prepared(device: &Device, train: usize, eval: usize) -> Prepared {
 /// Training with a mask leaves every pruned weight exactly 0 and moves the others.
 fn pruned_weights_stay_zero(device: Device) {
     let device = device.autodiff();
-    let model: Mlp = init_model(ModelKind::Lenet300, 1, &device);
+    let model: Net = init_model(ModelKind::Lenet300, 1, &device);
     let theta0 = block_on(read_weights(&model)).unwrap();
     let mask = magnitude(&Mask::dense_for(&model), &theta0, &PruneConfig::default());
     let data = prepared(&device, 2000, 200);
@@ -68,7 +68,7 @@ fn imp_round_trip(device: Device, iterations: usize, train_size: usize) {
     let config = small_imp(iterations, 2, 1000).with_train_subset(Some(train_size));
     let data = prepared(&device, train_size, 1000);
     let mut store = MemoryStore::default();
-    let results = block_on(run_imp::<Mlp>(
+    let results = block_on(run_imp::<Net>(
         &config, &data, &device, &mut store, &mut Quiet,
     ))
     .unwrap();
@@ -117,7 +117,7 @@ fn imp_round_trip(device: Device, iterations: usize, train_size: usize) {
         run: config.run_name(),
     };
     let ticket = Ticket::from_safetensors(&store.read(&keys.ticket(1)).unwrap()).unwrap();
-    let theta0: Weights = block_on(read_weights(&init_model::<Mlp>(
+    let theta0: Weights = block_on(read_weights(&init_model::<Net>(
         ModelKind::Lenet300,
         config.seed,
         &device.clone().autodiff(),
@@ -137,7 +137,7 @@ fn imp_round_trip(device: Device, iterations: usize, train_size: usize) {
     assert_eq!(ticket.weights["layers.0.bias"], theta0["layers.0.bias"]);
 
     // Random reinit: same mask, different values. Random prune: same counts, other mask.
-    let reinit = block_on(run_control::<Mlp>(
+    let reinit = block_on(run_control::<Net>(
         &config,
         Control::Reinit,
         None,
@@ -147,7 +147,7 @@ fn imp_round_trip(device: Device, iterations: usize, train_size: usize) {
         &mut Quiet,
     ))
     .unwrap();
-    let random = block_on(run_control::<Mlp>(
+    let random = block_on(run_control::<Net>(
         &config,
         Control::RandomPrune,
         None,
@@ -221,7 +221,7 @@ fn imp_round_trip(device: Device, iterations: usize, train_size: usize) {
 /// Same seed, same θ0 and the same mask; another seed, other ones.
 fn seeded_masks(device: Device) {
     let mask_for = |seed| {
-        let model: Mlp = init_model(ModelKind::Lenet300, seed, &device);
+        let model: Net = init_model(ModelKind::Lenet300, seed, &device);
         let w = block_on(read_weights(&model)).unwrap();
         magnitude(&Mask::dense_for(&model), &w, &PruneConfig::default())
     };
@@ -238,7 +238,7 @@ fn seeded_masks(device: Device) {
 /// The conv family works with the same generic machinery.
 fn conv_models_mask_and_train(device: Device) {
     let device = device.autodiff();
-    let model: ConvNet = init_model(ModelKind::Lenet5, 0, &device);
+    let model: Net = init_model(ModelKind::Lenet5, 0, &device);
     let mask = Mask::dense_for(&model);
     let names: Vec<&str> = mask.layers.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(
@@ -269,6 +269,51 @@ fn conv_models_mask_and_train(device: Device) {
     assert!(outcome.last.validation_loss.is_finite());
 }
 
+/// The ViT runs IMP through the same loop as every model, each layer pruned at its type's
+/// rate from the registry: per layer, exactly the counting rule's survivors after two rounds.
+fn vit_imp_prunes_each_layer_type_at_its_rate(device: Device) {
+    let config = small_imp(4, 3, 100)
+        .with_model(ModelKind::Vit)
+        .with_train_subset(Some(240));
+    let data = prepared(&device, 240, 100);
+    let mut store = MemoryStore::default();
+    let results = block_on(run_imp::<Net>(
+        &config, &data, &device, &mut store, &mut Quiet,
+    ))
+    .unwrap();
+    let rate_of = |name: &str| {
+        if name.starts_with("patch_embedding.") || name.starts_with("head.") {
+            0.1
+        } else if name.contains(".attention.") {
+            0.15
+        } else {
+            assert!(name.contains(".mlp_"), "unexpected prunable layer {name}");
+            0.2
+        }
+    };
+    let layers = &results[2].layers;
+    assert_eq!(
+        layers.len(),
+        1 + 2 * (4 + 2) + 1,
+        "prunable layers of the ViT"
+    );
+    for layer in layers {
+        let dense = results[0]
+            .layers
+            .iter()
+            .find(|l| l.name == layer.name)
+            .unwrap()
+            .remaining_weights;
+        assert_eq!(
+            layer.remaining_weights,
+            expected_remaining(dense, rate_of(&layer.name), 2),
+            "{}",
+            layer.name
+        );
+    }
+    assert!(results.iter().all(|r| r.validation_loss.is_finite()));
+}
+
 /// The suite, instantiated once per backend (burn's own style): `$steps` sizes the real-MNIST
 /// IMP round to the backend's speed.
 macro_rules! backend_suite {
@@ -293,6 +338,10 @@ macro_rules! backend_suite {
             #[test]
             fn conv_models_mask_and_train() {
                 super::conv_models_mask_and_train(device());
+            }
+            #[test]
+            fn vit_imp_prunes_each_layer_type_at_its_rate() {
+                super::vit_imp_prunes_each_layer_type_at_its_rate(device());
             }
         }
     };
@@ -321,7 +370,7 @@ backend_suite!(
 #[test]
 fn init_is_backend_independent() {
     let on = |kind: lab_core::backend::BackendKind| {
-        block_on(read_weights(&init_model::<Mlp>(
+        block_on(read_weights(&init_model::<Net>(
             ModelKind::Lenet300,
             5,
             &kind.device().unwrap(),
@@ -346,10 +395,79 @@ fn conv_family_shapes() {
         (ModelKind::Conv4, 4),
         (ModelKind::Conv6, 6),
     ] {
-        let model: ConvNet = init_model(kind, 0, &device);
+        let model: Net = init_model(kind, 0, &device);
         let mask = Mask::dense_for(&model);
         assert_eq!(mask.layers.len(), convs + 3, "{kind:?}");
         use lab_core::model::Classifier;
         assert_eq!(model.forward(images.clone()).dims(), [2, 10]);
+    }
+}
+
+/// The registry: every model builds under its own name, maps images to 10 logits, draws the
+/// same θ0 from the same seed, and keeps the parameter paths it has outside [`Net`].
+#[test]
+fn every_registered_model_builds_and_keeps_its_paths() {
+    use lab_core::burn::tensor::Tensor;
+    use lab_core::model::{Classifier, Mlp};
+    use lab_core::params::prunable_params;
+    let device = lab_core::backend::BackendKind::Ndarray.device().unwrap();
+    let images = Tensor::<2>::ones([3, 784], &device);
+    for kind in ModelKind::ALL {
+        assert_eq!(ModelKind::parse(kind.name()), Some(kind));
+        let model: Net = init_model(kind, 7, &device);
+        assert_eq!(model.forward(images.clone()).dims(), [3, 10], "{kind:?}");
+        let again: Net = init_model(kind, 7, &device);
+        assert_eq!(
+            block_on(read_weights(&model)).unwrap(),
+            block_on(read_weights(&again)).unwrap(),
+            "θ0 of {kind:?} is a function of the seed"
+        );
+        for param in prunable_params(&model) {
+            assert!(
+                !param.path.contains("Mlp")
+                    && !param.path.contains("Conv.")
+                    && !param.path.contains("Vit"),
+                "{}",
+                param.path
+            );
+        }
+    }
+    let bare = Mlp::new(&[784, 300, 100, 10], &device);
+    let wrapped: Net = init_model(ModelKind::Lenet300, 0, &device);
+    let paths = |params: Vec<lab_core::params::ParamInfo>| {
+        params.into_iter().map(|p| p.path).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        paths(prunable_params(&wrapped)),
+        paths(prunable_params(&bare))
+    );
+    assert_eq!(
+        paths(prunable_params(&wrapped)),
+        ["layers.0.weight", "layers.1.weight", "layers.2.weight"]
+    );
+}
+
+/// The ViT's tokens are the image's 7×7 patches in row-major order: token 4r + c holds rows
+/// 7r..7r+7 and columns 7c..7c+7, each patch row-major.
+#[test]
+fn vit_patches_are_the_image_tiles() {
+    use lab_core::burn::tensor::{Tensor, TensorData};
+    use lab_core::model::{Vit, VitShape};
+    let device = lab_core::backend::BackendKind::Ndarray.device().unwrap();
+    let vit = Vit::new(VitShape::MNIST_TINY, 10, &device);
+    let pixels: Vec<f32> = (0..2 * 784).map(|i| i as f32).collect();
+    let images = Tensor::<2>::from_data(TensorData::new(pixels, [2, 784]), &device);
+    let tokens = vit.patches(images);
+    assert_eq!(tokens.dims(), [2, 16, 49]);
+    let values = tokens.into_data().try_to_vec::<f32>().unwrap();
+    for image in 0..2 {
+        for token in 0..16 {
+            let (r, c) = (token / 4, token % 4);
+            for k in 0..49 {
+                let (i, j) = (k / 7, k % 7);
+                let pixel = image * 784 + (7 * r + i) * 28 + 7 * c + j;
+                assert_eq!(values[(image * 16 + token) * 49 + k], pixel as f32);
+            }
+        }
     }
 }

@@ -12,7 +12,7 @@ use lab_core::burn::tensor::Device;
 use lab_core::data::Split;
 use lab_core::hvp::LossBatch;
 use lab_core::mask::Mask;
-use lab_core::model::{Classifier, ConvNet, Mlp, ModelKind, init_model};
+use lab_core::model::{Classifier, ModelKind, Net as LabNet, init_model};
 use lab_core::pai::{GRASP_TEMPERATURE, balanced_sample, hessian_gradient, prospr_meta_gradient};
 use lab_core::params::{HostTensor, Weights, read_weights};
 use lab_core::prune::{PruneScope, to_density};
@@ -186,21 +186,21 @@ fn check_grasp<M: Classifier>(
 
 #[test]
 fn grasp_hessian_gradient_is_exact_on_lenet300() {
-    let model: Mlp = init_model(ModelKind::Lenet300, 0, &device());
+    let model: LabNet = init_model(ModelKind::Lenet300, 0, &device());
     let (cos, err) = check_grasp(&model, Net::mlp(3), 10, GRASP_TEMPERATURE);
     assert!(cos > 0.9999 && err < 1e-2, "cos {cos}, error {err}");
 }
 
 #[test]
 fn grasp_hessian_gradient_is_exact_on_lenet300_without_temperature() {
-    let model: Mlp = init_model(ModelKind::Lenet300, 1, &device());
+    let model: LabNet = init_model(ModelKind::Lenet300, 1, &device());
     let (cos, err) = check_grasp(&model, Net::mlp(3), 10, 1.0);
     assert!(cos > 0.9999 && err < 1e-2, "cos {cos}, error {err}");
 }
 
 #[test]
 fn grasp_hessian_gradient_is_exact_on_lenet5_with_max_pool() {
-    let model: ConvNet = init_model(ModelKind::Lenet5, 0, &device());
+    let model: LabNet = init_model(ModelKind::Lenet5, 0, &device());
     let (cos, err) = check_grasp(&model, Net::lenet5(), 3, GRASP_TEMPERATURE);
     assert!(cos > 0.9999 && err < 1e-2, "cos {cos}, error {err}");
 }
@@ -210,7 +210,7 @@ fn grasp_hessian_gradient_is_exact_on_lenet5_with_max_pool() {
 #[test]
 fn prospr_meta_gradient_matches_the_reference() {
     let device = device();
-    let model: Mlp = init_model(ModelKind::Lenet300, 0, &device);
+    let model: LabNet = init_model(ModelKind::Lenet300, 0, &device);
     let split = &common::mnist().train;
     let (steps, learning_rate) = (2, 0.1);
     let mut rng = Rng::new(5);

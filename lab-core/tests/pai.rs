@@ -11,7 +11,7 @@ use lab_core::burn::tensor::{Device, Tensor};
 use lab_core::data::Split;
 use lab_core::hvp::LossBatch;
 use lab_core::mask::{LayerMask, Mask};
-use lab_core::model::{Classifier, Gates, Mlp, ModelKind, glorot_normal, init_model};
+use lab_core::model::{Classifier, Gates, ModelKind, Net, glorot_normal, init_model};
 use lab_core::pai::{
     PaiConfig, Score, balanced_sample, detect_collapse, hessian_gradient, prune_at_init, score_once,
 };
@@ -173,7 +173,7 @@ fn snip_and_grasp_match_closed_forms_on_softmax_regression() {
 #[test]
 fn masks_hit_the_requested_density_exactly() {
     let device = device();
-    let model: Mlp = init_model(ModelKind::Lenet300, 0, &device);
+    let model: Net = init_model(ModelKind::Lenet300, 0, &device);
     let split = &common::mnist().train;
     for score in [Score::Magnitude, Score::Random, Score::Snip, Score::Grasp] {
         for scope in [PruneScope::Global, PruneScope::PerLayer] {
@@ -271,7 +271,7 @@ fn pai_records_keep_the_ticket_and_read_back_without_training() {
     let mut store = MemoryStore::default();
     let mut steps = CountSteps::default();
     let run = |store: &mut MemoryStore, steps: &mut CountSteps| {
-        block_on(run_pai::<Mlp>(
+        block_on(run_pai::<Net>(
             &experiment,
             &data,
             &device,
@@ -298,7 +298,7 @@ fn pai_records_keep_the_ticket_and_read_back_without_training() {
     };
     let ticket = Ticket::from_safetensors(&store.read(&keys.ticket()).unwrap()).unwrap();
     assert!((ticket.mask.density() - 0.1).abs() < 1e-4);
-    let theta0 = block_on(read_weights(&init_model::<Mlp>(
+    let theta0 = block_on(read_weights(&init_model::<Net>(
         ModelKind::Lenet300,
         0,
         &device.clone().autodiff(),

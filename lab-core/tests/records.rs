@@ -4,7 +4,7 @@ mod common;
 
 use lab_core::block_on;
 use lab_core::imp::{ImpConfig, ImpObserver, RunKeys, run_imp};
-use lab_core::model::Mlp;
+use lab_core::model::Net;
 use lab_core::record::RoundResult;
 use lab_core::store::{MemoryStore, RunStore};
 use lab_core::train::{Observer, Prepared, TrainConfig};
@@ -55,7 +55,7 @@ fn reruns_skip_finished_rounds_and_resume_with_the_same_results() {
     // Interrupted after two rounds (what a kill leaves: finished rounds only) ...
     let mut store = MemoryStore::default();
     let mut steps = CountSteps::default();
-    block_on(run_imp::<Mlp>(
+    block_on(run_imp::<Net>(
         &config(2),
         &data,
         &device,
@@ -72,7 +72,7 @@ fn reruns_skip_finished_rounds_and_resume_with_the_same_results() {
 
     // The rerun trains only the missing round.
     let mut steps = CountSteps::default();
-    let resumed = block_on(run_imp::<Mlp>(
+    let resumed = block_on(run_imp::<Net>(
         &config(3),
         &data,
         &device,
@@ -84,7 +84,7 @@ fn reruns_skip_finished_rounds_and_resume_with_the_same_results() {
 
     // An uninterrupted run gives the same results.
     let mut fresh_store = MemoryStore::default();
-    let fresh = block_on(run_imp::<Mlp>(
+    let fresh = block_on(run_imp::<Net>(
         &config(3),
         &data,
         &device,
@@ -96,7 +96,7 @@ fn reruns_skip_finished_rounds_and_resume_with_the_same_results() {
 
     // Running it again does nothing.
     let mut steps = CountSteps::default();
-    block_on(run_imp::<Mlp>(
+    block_on(run_imp::<Net>(
         &config(3),
         &data,
         &device,
@@ -118,7 +118,7 @@ fn impossible_configs_are_refused_before_any_work() {
         config(2).with_train(TrainConfig::new().with_batch_size(0)),
         config(2).with_train(TrainConfig::new().with_learning_rate(-1.0)),
     ] {
-        let err = block_on(run_imp::<Mlp>(
+        let err = block_on(run_imp::<Net>(
             &bad,
             &data,
             &device,
@@ -141,7 +141,7 @@ fn a_nan_loss_stops_training_with_a_clear_error() {
         .unwrap()
         .autodiff();
     let data = Prepared::new(&common::mnist().subset(600, 100, 100), &device);
-    let model: Mlp = init_model(ModelKind::Lenet300, 0, &device);
+    let model: Net = init_model(ModelKind::Lenet300, 0, &device);
     let mut weights = block_on(read_weights(&model)).unwrap();
     weights.get_mut("layers.1.weight").unwrap().values[7] = f32::NAN;
     let model = load_weights(model, &weights);
@@ -163,7 +163,7 @@ fn late_rewinding_and_fine_tuning_start_where_they_should() {
     use lab_core::ticket::Ticket;
     let device = lab_core::backend::BackendKind::Ndarray.device().unwrap();
     let data = Prepared::new(&common::mnist().subset(3000, 500, 500), &device);
-    let theta0 = block_on(read_weights(&init_model::<Mlp>(
+    let theta0 = block_on(read_weights(&init_model::<Net>(
         ModelKind::Lenet300,
         0,
         &device.clone().autodiff(),
@@ -174,7 +174,7 @@ fn late_rewinding_and_fine_tuning_start_where_they_should() {
     let late = config(2).with_rewind(Rewind::Iteration(20));
     let mut store = MemoryStore::default();
     let mut steps = CountSteps::default();
-    let late_results = block_on(run_imp::<Mlp>(
+    let late_results = block_on(run_imp::<Net>(
         &late, &data, &device, &mut store, &mut steps,
     ))
     .unwrap();
@@ -198,7 +198,7 @@ fn late_rewinding_and_fine_tuning_start_where_they_should() {
         config(1).with_train(TrainConfig::new().with_iterations(20).with_eval_every(20));
     direct.train.data_seed = late.train.data_seed;
     let mut other = MemoryStore::default();
-    block_on(run_imp::<Mlp>(
+    block_on(run_imp::<Net>(
         &direct,
         &data,
         &device,
@@ -222,7 +222,7 @@ fn late_rewinding_and_fine_tuning_start_where_they_should() {
     )
     .unwrap();
     let from_theta_k = lab_core::prune::magnitude(
-        &lab_core::mask::Mask::dense_for(&init_model::<Mlp>(
+        &lab_core::mask::Mask::dense_for(&init_model::<Net>(
             ModelKind::Lenet300,
             0,
             &device.clone().autodiff(),
@@ -235,7 +235,7 @@ fn late_rewinding_and_fine_tuning_start_where_they_should() {
     // Fine-tuning: round 1 starts from round 0's trained weights (masked), not from θ0.
     let fine = config(2).with_rewind(Rewind::FineTune);
     let mut store = MemoryStore::default();
-    let results = block_on(run_imp::<Mlp>(
+    let results = block_on(run_imp::<Net>(
         &fine,
         &data,
         &device,
@@ -265,7 +265,7 @@ fn sgd_with_momentum_and_warmup_learns() {
         .unwrap()
         .autodiff();
     let data = Prepared::new(&common::mnist().subset(3000, 500, 500), &device);
-    let model: Mlp = init_model(ModelKind::Lenet300, 0, &device);
+    let model: Net = init_model(ModelKind::Lenet300, 0, &device);
     let config = TrainConfig::new()
         .with_optimizer(OptimizerKind::Sgd)
         .with_learning_rate(0.05)
@@ -326,7 +326,7 @@ fn replicate_seeds_vary_the_data_order() {
     let data = Prepared::new(&common::mnist().subset(3000, 200, 200), &device);
     let base = TrainConfig::new().with_iterations(5).with_eval_every(5);
     let after = |config: &TrainConfig| {
-        let model: Mlp = init_model(ModelKind::Lenet300, 0, &device);
+        let model: Net = init_model(ModelKind::Lenet300, 0, &device);
         let outcome = block_on(train(model, None, &data, config, None, &mut Silent)).unwrap();
         block_on(read_weights(&outcome.model)).unwrap()
     };
@@ -422,7 +422,7 @@ fn a_run_stopped_inside_a_round_resumes_from_its_checkpoint_with_the_same_result
     };
 
     let mut reference_store = MemoryStore::default();
-    let reference = block_on(run_imp::<Mlp>(
+    let reference = block_on(run_imp::<Net>(
         &config,
         &data,
         &device,
@@ -430,7 +430,7 @@ fn a_run_stopped_inside_a_round_resumes_from_its_checkpoint_with_the_same_result
         &mut CountSteps::default(),
     ))
     .unwrap();
-    let reference_control = block_on(run_control::<Mlp>(
+    let reference_control = block_on(run_control::<Net>(
         &config,
         Control::Reinit,
         None,
@@ -448,7 +448,7 @@ fn a_run_stopped_inside_a_round_resumes_from_its_checkpoint_with_the_same_result
         seen: 0,
         resumed_at: None,
     };
-    let err = block_on(run_imp::<Mlp>(
+    let err = block_on(run_imp::<Net>(
         &config, &data, &device, &mut store, &mut stop,
     ))
     .unwrap_err();
@@ -464,7 +464,7 @@ fn a_run_stopped_inside_a_round_resumes_from_its_checkpoint_with_the_same_result
         seen: 0,
         resumed_at: None,
     };
-    let results = block_on(run_imp::<Mlp>(
+    let results = block_on(run_imp::<Net>(
         &config,
         &data,
         &device,
@@ -500,7 +500,7 @@ fn a_run_stopped_inside_a_round_resumes_from_its_checkpoint_with_the_same_result
             seen: 0,
             resumed_at: None,
         };
-        let control = run_control::<Mlp>(
+        let control = run_control::<Net>(
             &config,
             Control::Reinit,
             None,
@@ -516,7 +516,7 @@ fn a_run_stopped_inside_a_round_resumes_from_its_checkpoint_with_the_same_result
         seen: 0,
         resumed_at: None,
     };
-    let control = block_on(run_control::<Mlp>(
+    let control = block_on(run_control::<Net>(
         &config,
         Control::Reinit,
         None,

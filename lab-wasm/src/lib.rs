@@ -21,7 +21,7 @@ use lab_core::burn::tensor::activation::softmax;
 use lab_core::burn::tensor::{Device, Tensor, TensorData};
 use lab_core::data::{Checksums, DatasetKind, Mnist};
 use lab_core::imp::{Control, ImpConfig, run_experiment};
-use lab_core::model::{Architecture, ConvNet, Mlp, ModelKind, init_model};
+use lab_core::model::{Classifier, ModelKind, Net, init_model};
 use lab_core::pai::{PaiExperiment, PaiResult, run_pai};
 use lab_core::params::load_weights;
 use lab_core::plot;
@@ -38,6 +38,16 @@ use store::JsStore;
 #[wasm_bindgen(start)]
 fn start() {
     console_error_panic_hook::set_once();
+}
+
+/// The lab's models, from lab-core's registry: `[{name, summary}]`, for the page's list.
+#[wasm_bindgen]
+pub fn models() -> JsValue {
+    let models: Vec<Value> = ModelKind::ALL
+        .into_iter()
+        .map(|kind| json!({ "name": kind.name(), "summary": kind.spec().summary }))
+        .collect();
+    events::to_js(&Value::Array(models))
 }
 
 struct Backend {
@@ -140,8 +150,8 @@ impl Lab {
         test_images: Vec<u8>,
         test_labels: Vec<u8>,
     ) -> Result<JsValue, JsValue> {
-        let kind: DatasetKind = serde_json::from_value(Value::String(kind.into()))
-            .map_err(|_| js_error(format!("unknown data set {kind:?}")))?;
+        let kind = DatasetKind::parse(kind)
+            .ok_or_else(|| js_error(format!("unknown data set {kind:?}")))?;
         let files = [train_images, train_labels, test_images, test_labels];
         let data = Mnist::from_file_bytes(kind, files, Checksums::Verify).map_err(js_error)?;
         let sizes = json!({
@@ -260,27 +270,15 @@ impl Lab {
             let _busy = busy;
             let data = data.limited(experiment.train_subset, experiment.eval_subset);
             let prepared = Prepared::new(&data, &backend.device);
-            let result: PaiResult = if experiment.model.is_mlp() {
-                run_pai::<Mlp>(
-                    &experiment,
-                    &prepared,
-                    &backend.device,
-                    backend.kind.name(),
-                    &mut store,
-                    &mut observer,
-                )
-                .await
-            } else {
-                run_pai::<ConvNet>(
-                    &experiment,
-                    &prepared,
-                    &backend.device,
-                    backend.kind.name(),
-                    &mut store,
-                    &mut observer,
-                )
-                .await
-            }
+            let result: PaiResult = run_pai::<Net>(
+                &experiment,
+                &prepared,
+                &backend.device,
+                backend.kind.name(),
+                &mut store,
+                &mut observer,
+            )
+            .await
             .map_err(js_error)?;
             Ok(events::to_js(
                 &serde_json::to_value(&result).map_err(js_error)?,
@@ -375,11 +373,7 @@ impl Lab {
         Ok(future_to_promise(async move {
             let input: Vec<f32> = pixels.iter().map(|&p| stats.standardise(p)).collect();
             let input = Tensor::<2>::from_data(TensorData::new(input, [1, 784]), &backend.device);
-            let probabilities = if model_kind.is_mlp() {
-                forward::<Mlp>(model_kind, &trained, input, &backend.device)
-            } else {
-                forward::<ConvNet>(model_kind, &trained, input, &backend.device)
-            };
+            let probabilities = forward(model_kind, &trained, input, &backend.device);
             let values = probabilities
                 .into_data_async()
                 .await
@@ -455,12 +449,7 @@ fn finished_rounds(finished: &[(String, RoundResult)], branch: &str) -> Vec<Roun
         .collect()
 }
 
-fn forward<M: Architecture>(
-    kind: ModelKind,
-    trained: &Trained,
-    input: Tensor<2>,
-    device: &Device,
-) -> Tensor<2> {
-    let model: M = load_weights(init_model(kind, 0, device), &trained.weights);
+fn forward(kind: ModelKind, trained: &Trained, input: Tensor<2>, device: &Device) -> Tensor<2> {
+    let model: Net = load_weights(init_model(kind, 0, device), &trained.weights);
     softmax(model.forward(input), 1)
 }

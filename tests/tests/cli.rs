@@ -92,6 +92,59 @@ fn imp_writes_the_report_and_charts() {
     std::fs::remove_dir_all(&out).unwrap();
 }
 
+/// The ViT comes from the registry through `--model vit`, and `--layer-rate` sets a layer's
+/// rate by path pattern ahead of the model's own per-type rates (10% embedding and head, 15%
+/// attention, 20% MLP).
+#[test]
+fn vit_with_a_layer_rate_override() {
+    let out = scratch("vit");
+    let status = Command::new(lth())
+        .args([
+            "imp",
+            "--quiet",
+            "--model",
+            "vit",
+            "--rounds",
+            "2",
+            "--iterations",
+            "20",
+        ])
+        .args([
+            "--eval-every",
+            "10",
+            "--train-subset",
+            "600",
+            "--eval-subset",
+            "100",
+        ])
+        .args(["--layer-rate", "blocks.1.*=0.5", "--out"])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let report = report(&out);
+    let layers = report["rounds"][1]["layers"].as_array().unwrap();
+    let kept = |name: &str| {
+        let layer = layers.iter().find(|l| l["name"] == name).unwrap();
+        layer["remaining_weights"].as_u64().unwrap() as usize
+    };
+    // One round of the counting rule: n − round(rate · n) survive.
+    let after_one = |n: usize, rate: f64| n - (n as f64 * rate).round() as usize;
+    assert_eq!(kept("patch_embedding.weight"), after_one(49 * 64, 0.1));
+    assert_eq!(kept("head.weight"), after_one(64 * 10, 0.1));
+    assert_eq!(
+        kept("blocks.0.attention.query.weight"),
+        after_one(64 * 64, 0.15)
+    );
+    assert_eq!(kept("blocks.0.mlp_in.weight"), after_one(64 * 128, 0.2));
+    assert_eq!(
+        kept("blocks.1.attention.query.weight"),
+        after_one(64 * 64, 0.5)
+    );
+    assert_eq!(kept("blocks.1.mlp_out.weight"), after_one(128 * 64, 0.5));
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
 /// Starts `lth imp`, waits until `round-01/<file>` exists in its records, then kills it
 /// (SIGKILL) and checks the kill interrupted it. Returns the file's path.
 fn kill_when_round_1_has(out: &Path, rounds: &str, extra: &[&str], file: &str) -> PathBuf {

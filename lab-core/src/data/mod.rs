@@ -103,6 +103,11 @@ impl DatasetKind {
         }
     }
 
+    /// The data set of a [`Self::name`] (the one place names are read).
+    pub fn parse(name: &str) -> Option<DatasetKind> {
+        Self::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+
     /// Mean and standard deviation of the pixel intensities (scaled to [0, 1]) of the data
     /// set's 60,000 training images; inputs are standardised with its own values.
     pub fn pixel_stats(self) -> PixelStats {

@@ -1,4 +1,5 @@
-//! Models: LeNet-300-100, a LeNet-5-style conv net and Conv-2/4/6, all for 28×28×1 inputs.
+//! Models: LeNet-300-100, a LeNet-5-style conv net, Conv-2/4/6 and a small ViT, all for
+//! 28×28×1 inputs, in one registry ([`ModelKind::spec`]).
 //!
 //! Everything else in the lab is generic over any [`Classifier`]: a burn [`Module`] with a
 //! forward pass from flattened images to logits.
@@ -7,6 +8,7 @@ pub mod conv;
 pub mod gates;
 pub mod init;
 pub mod mlp;
+pub mod vit;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
@@ -16,6 +18,7 @@ pub use conv::ConvNet;
 pub use gates::Gates;
 pub use init::{glorot_normal, glorot_normal_stream};
 pub use mlp::Mlp;
+pub use vit::{Vit, VitShape};
 
 /// A burn module that maps a batch of flattened 28×28 images `[batch, 784]` to logits.
 pub trait Classifier: Module + Sized {
@@ -28,74 +31,151 @@ pub trait Classifier: Module + Sized {
     }
 }
 
-/// A classifier the lab can build from a [`ModelKind`].
+/// A classifier the lab can build from a [`ModelKind`]. The lab's own models are all one
+/// type, [`Net`]; a model of your own implements this to run through the same experiments.
 pub trait Architecture: Classifier {
     /// Builds the (uninitialised) architecture, or `None` if `kind` is not of this type.
     fn build(kind: ModelKind, device: &Device) -> Option<Self>;
 }
 
-/// The models of the LTH paper, sized for MNIST.
+// ---------------------------------------------------------------------------------------
+// The registry. Adding a model touches only this section: a variant of `ModelKind`, its row
+// in `ModelKind::ALL` and `ModelKind::spec`, and, for a new kind of network, a variant of
+// `Net`. The CLI's `--model`, the notebooks and the page's model list all read it from here.
+// ---------------------------------------------------------------------------------------
+
+/// The models of the lab, sized for 28×28×1 images and 10 classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelKind {
-    /// 784-300-100-10, ReLU.
     #[default]
     Lenet300,
-    /// LeNet-5 adapted to 28×28.
     Lenet5,
     Conv2,
     Conv4,
     Conv6,
+    Vit,
+}
+
+/// Per-round pruning rates by parameter-path glob pattern, first match wins.
+pub type PruneRates = &'static [(&'static str, f64)];
+
+/// What the lab knows about a model: its name, what it is, how to build it, and the pruning
+/// rates its sources suggest per layer (glob patterns over parameter paths, first match
+/// wins; a layer no rule names gets [`crate::prune::PruneConfig`]'s rates).
+#[derive(Debug, Clone, Copy)]
+pub struct ModelSpec {
+    pub kind: ModelKind,
+    /// Command-line and record name.
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub build: fn(&Device) -> Net,
+    pub prune_rates: PruneRates,
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 5] = [
+    pub const ALL: [ModelKind; 6] = [
         ModelKind::Lenet300,
         ModelKind::Lenet5,
         ModelKind::Conv2,
         ModelKind::Conv4,
         ModelKind::Conv6,
+        ModelKind::Vit,
     ];
 
-    pub fn name(self) -> &'static str {
-        match self {
-            ModelKind::Lenet300 => "lenet300",
-            ModelKind::Lenet5 => "lenet5",
-            ModelKind::Conv2 => "conv2",
-            ModelKind::Conv4 => "conv4",
-            ModelKind::Conv6 => "conv6",
+    pub fn spec(self) -> ModelSpec {
+        let (name, summary, build, prune_rates): (_, _, fn(&Device) -> Net, PruneRates) = match self
+        {
+            ModelKind::Lenet300 => (
+                "lenet300",
+                "LeNet-300-100: 784-300-100-10, ReLU (Frankle & Carbin 2019)",
+                |d| Net::Mlp(Mlp::new(&[784, 300, 100, 10], d)),
+                &[],
+            ),
+            ModelKind::Lenet5 => (
+                "lenet5",
+                "LeNet-5 adapted to 28×28: 6@5×5, pool, 16@5×5, pool, 120-84-10",
+                |d| Net::Conv(ConvNet::lenet5(d)),
+                &[],
+            ),
+            ModelKind::Conv2 => (
+                "conv2",
+                "Conv-2: 2×64@3×3, pool, 256-256-10 (Frankle & Carbin 2019)",
+                |d| Net::Conv(ConvNet::conv_family(1, d)),
+                &[],
+            ),
+            ModelKind::Conv4 => (
+                "conv4",
+                "Conv-4: Conv-2 then 2×128@3×3, pool, 256-256-10",
+                |d| Net::Conv(ConvNet::conv_family(2, d)),
+                &[],
+            ),
+            ModelKind::Conv6 => (
+                "conv6",
+                "Conv-6: Conv-4 then 2×256@3×3, pool, 256-256-10",
+                |d| Net::Conv(ConvNet::conv_family(3, d)),
+                &[],
+            ),
+            ModelKind::Vit => (
+                "vit",
+                "ViT: 7×7 patches, width 64, 4 heads, 2 pre-norm blocks, MLP 128",
+                |d| Net::Vit(Vit::new(VitShape::MNIST_TINY, 10, d)),
+                // Low for the embedding and the head, medium for attention, high for the MLPs.
+                &[
+                    ("patch_embedding.*", 0.1),
+                    ("head.*", 0.1),
+                    ("*.attention.*", 0.15),
+                    ("*.mlp_*", 0.2),
+                ],
+            ),
+        };
+        ModelSpec {
+            kind: self,
+            name,
+            summary,
+            build,
+            prune_rates,
         }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.spec().name
     }
 
     pub fn parse(name: &str) -> Option<ModelKind> {
         Self::ALL.into_iter().find(|kind| kind.name() == name)
     }
-
-    pub fn is_mlp(self) -> bool {
-        self == ModelKind::Lenet300
-    }
 }
 
-impl Architecture for Mlp {
-    fn build(kind: ModelKind, device: &Device) -> Option<Self> {
-        match kind {
-            ModelKind::Lenet300 => Some(Mlp::new(&[784, 300, 100, 10], device)),
-            _ => None,
+/// Every network of the registry as one burn module, so that the lab's loops are compiled
+/// once for all of them. Parameter paths are those of the inner network (`layers.0.weight`):
+/// [`crate::params::PathTracker`] leaves the variant out.
+// A network is built a few times per run, never in a hot loop: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+pub enum Net {
+    Mlp(Mlp),
+    Conv(ConvNet),
+    Vit(Vit),
+}
+
+impl Classifier for Net {
+    fn forward_gated(&self, images: Tensor<2>, gates: &mut Gates) -> Tensor<2> {
+        match self {
+            Net::Mlp(net) => net.forward_gated(images, gates),
+            Net::Conv(net) => net.forward_gated(images, gates),
+            Net::Vit(net) => net.forward_gated(images, gates),
         }
     }
 }
 
-impl Architecture for ConvNet {
+impl Architecture for Net {
     fn build(kind: ModelKind, device: &Device) -> Option<Self> {
-        match kind {
-            ModelKind::Lenet5 => Some(ConvNet::lenet5(device)),
-            ModelKind::Conv2 => Some(ConvNet::conv_family(1, device)),
-            ModelKind::Conv4 => Some(ConvNet::conv_family(2, device)),
-            ModelKind::Conv6 => Some(ConvNet::conv_family(3, device)),
-            ModelKind::Lenet300 => None,
-        }
+        Some((kind.spec().build)(device))
     }
 }
+
+// ---------------------------------------------------------------------------------------
 
 /// Builds `kind` with the seeded Gaussian Glorot initialisation θ0.
 pub fn init_model<M: Architecture>(kind: ModelKind, seed: u64, device: &Device) -> M {
