@@ -30,6 +30,11 @@ try {
   const autoBackend = await page.textContent('#backend');
   console.log(`auto backend: ${autoBackend}`);
   assert.match(autoBackend, /WebGPU|CPU/);
+  // The model list is lab-core's registry, the default still chosen.
+  const models = await page.$$eval('select[name=model] option', (options) =>
+    options.map((o) => ({ value: o.value, selected: o.selected })));
+  assert.deepEqual(models.map((m) => m.value), ['lenet300', 'lenet5', 'conv2', 'conv4', 'conv6', 'vit']);
+  assert.equal(models.find((m) => m.selected)?.value, 'lenet300');
   if (process.env.LTH_REQUIRE_WEBGPU) {
     assert.equal(await page.evaluate(() => document.body.dataset.backend), 'wgpu', autoBackend);
   }
