@@ -549,6 +549,32 @@ impl PaiResult {
     pub fn test_accuracy(&self) -> f64 {
         self.training.as_ref().map_or(0.1, |t| t.test_accuracy)
     }
+
+    /// The result as round `round` of an IMP-shaped report (so IMP's charts and tables show
+    /// a sweep over densities): the training's result, or for a collapsed network chance
+    /// level (10% accuracy, the uniform prediction's loss ln 10) with no curve.
+    pub fn as_round(&self, round: usize) -> crate::record::RoundResult {
+        let mut result = self
+            .training
+            .clone()
+            .unwrap_or_else(|| crate::record::RoundResult {
+                round,
+                weights_remaining: self.weights_remaining,
+                early_stop_iteration: 0,
+                test_accuracy: 0.1,
+                validation_accuracy: 0.1,
+                validation_loss: std::f64::consts::LN_10,
+                final_test_accuracy: 0.1,
+                layers: Vec::new(),
+                curve: Vec::new(),
+                time: Default::default(),
+                wall_seconds: 0.0,
+            });
+        result.round = round;
+        result.weights_remaining = self.weights_remaining;
+        result.layers = self.layers.clone();
+        result
+    }
 }
 
 /// Record keys of one PaI experiment: `pai-<hash>/config.json`, `ticket.safetensors` (θ0 and

@@ -4,10 +4,9 @@
 //! Tensors: `<path>` (F32) for every float parameter, `mask/<path>` (U8, 0 or 1) for every
 //! masked one; `__metadata__` holds `"ticket"`: the provenance JSON.
 
-use std::collections::BTreeMap;
-
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensorError, SafeTensors};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use crate::mask::{LayerMask, Mask};
 use crate::params::{HostTensor, Weights};
@@ -42,119 +41,104 @@ pub struct Ticket {
 #[derive(Debug, thiserror::Error)]
 pub enum TicketError {
     #[error("not a safetensors file: {0}")]
+    Safetensors(#[from] SafeTensorError),
+    #[error("ticket: {0}")]
     Format(String),
     #[error("ticket has no {0}")]
     Missing(String),
 }
 
-fn header_entry(dtype: &str, shape: &[usize], begin: usize, end: usize) -> Value {
-    json!({ "dtype": dtype, "shape": shape, "data_offsets": [begin, end] })
-}
+/// The metadata keys: the provenance JSON, and the mask's layer order (the model's).
+const PROVENANCE_KEY: &str = "ticket";
+const MASK_ORDER_KEY: &str = "mask_order";
+const MASK_PREFIX: &str = "mask/";
 
 impl Ticket {
+    /// The ticket as safetensors bytes, written by the `safetensors` crate.
     pub fn to_safetensors(&self) -> Vec<u8> {
-        let mut header = serde_json::Map::new();
-        let mut data = Vec::new();
-        for (path, tensor) in &self.weights {
-            let begin = data.len();
-            for v in &tensor.values {
-                data.extend_from_slice(&v.to_le_bytes());
-            }
-            header.insert(
-                path.clone(),
-                header_entry("F32", &tensor.shape, begin, data.len()),
-            );
-        }
-        for layer in &self.mask.layers {
-            let begin = data.len();
-            data.extend(layer.keep.iter().map(|&k| u8::from(k)));
-            header.insert(
-                format!("mask/{}", layer.name),
-                header_entry("U8", &layer.shape, begin, data.len()),
-            );
-        }
-        let provenance = serde_json::to_string(&self.provenance).expect("provenance serialises");
+        let weights = self.weights.iter().map(|(path, tensor)| {
+            let bytes = tensor.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            (path.clone(), Dtype::F32, tensor.shape.clone(), bytes)
+        });
+        let masks = self.mask.layers.iter().map(|layer| {
+            let bytes = layer.keep.iter().map(|&k| u8::from(k)).collect();
+            let name = format!("{MASK_PREFIX}{}", layer.name);
+            (name, Dtype::U8, layer.shape.clone(), bytes)
+        });
+        let owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = weights.chain(masks).collect();
+        let views = owned.iter().map(|(name, dtype, shape, bytes)| {
+            let view = TensorView::new(*dtype, shape.clone(), bytes)
+                .expect("a tensor's bytes match its shape by construction");
+            (name.as_str(), view)
+        });
         let order: Vec<&str> = self.mask.layers.iter().map(|l| l.name.as_str()).collect();
-        let order = serde_json::to_string(&order).expect("names serialise");
-        header.insert(
-            "__metadata__".into(),
-            json!({ "ticket": provenance, "mask_order": order }),
-        );
-        let mut header_bytes = serde_json::to_vec(&Value::Object(header)).expect("header");
-        // Pad the header so the data is 8-byte aligned, as the format recommends.
-        while !header_bytes.len().is_multiple_of(8) {
-            header_bytes.push(b' ');
-        }
-        let mut out = Vec::with_capacity(8 + header_bytes.len() + data.len());
-        out.extend_from_slice(&(header_bytes.len() as u64).to_le_bytes());
-        out.extend_from_slice(&header_bytes);
-        out.extend_from_slice(&data);
-        out
+        let metadata = [
+            (
+                PROVENANCE_KEY.to_string(),
+                serde_json::to_string(&self.provenance).expect("provenance serialises"),
+            ),
+            (
+                MASK_ORDER_KEY.to_string(),
+                serde_json::to_string(&order).expect("names serialise"),
+            ),
+        ];
+        safetensors::serialize(views, Some(metadata.into_iter().collect()))
+            .expect("names are unique and tensors well formed by construction")
     }
 
+    /// Reads a ticket written by [`Self::to_safetensors`] (or any safetensors file with the
+    /// same tensors and metadata). The `safetensors` crate checks the header, the offsets and
+    /// the sizes; this checks the dtypes and the metadata.
     pub fn from_safetensors(bytes: &[u8]) -> Result<Ticket, TicketError> {
-        let format = |m: &str| TicketError::Format(m.to_string());
-        let size_bytes: [u8; 8] = bytes
-            .get(..8)
-            .ok_or_else(|| format("shorter than 8 bytes"))?
-            .try_into()
-            .expect("8 bytes");
-        let header_len = u64::from_le_bytes(size_bytes) as usize;
-        let header_end = 8usize
-            .checked_add(header_len)
-            .filter(|&end| end <= bytes.len())
-            .ok_or_else(|| format("header length past the end of the file"))?;
-        let header: BTreeMap<String, Value> = serde_json::from_slice(&bytes[8..header_end])
-            .map_err(|e| TicketError::Format(e.to_string()))?;
-        let data = &bytes[header_end..];
+        let (_, header) = SafeTensors::read_metadata(bytes)?;
+        let tensors = SafeTensors::deserialize(bytes)?;
+        let metadata = header.metadata().as_ref();
+        let text = metadata
+            .and_then(|m| m.get(PROVENANCE_KEY))
+            .ok_or_else(|| TicketError::Missing("provenance".into()))?;
+        let provenance: Provenance = serde_json::from_str(text)
+            .map_err(|e| TicketError::Format(format!("provenance: {e}")))?;
+        let mask_order: Vec<String> = match metadata.and_then(|m| m.get(MASK_ORDER_KEY)) {
+            Some(order) => serde_json::from_str(order)
+                .map_err(|e| TicketError::Format(format!("mask order: {e}")))?,
+            None => Vec::new(),
+        };
         let mut weights = Weights::new();
         let mut masks = Vec::new();
-        let mut provenance = None;
-        let mut mask_order: Vec<String> = Vec::new();
-        for (name, entry) in header {
-            if name == "__metadata__" {
-                let text = entry["ticket"]
-                    .as_str()
-                    .ok_or_else(|| TicketError::Missing("provenance".into()))?;
-                provenance = Some(
-                    serde_json::from_str(text).map_err(|e| TicketError::Format(e.to_string()))?,
-                );
-                if let Some(order) = entry["mask_order"].as_str() {
-                    mask_order = serde_json::from_str(order)
-                        .map_err(|e| TicketError::Format(e.to_string()))?;
-                }
-                continue;
-            }
-            let shape: Vec<usize> = serde_json::from_value(entry["shape"].clone())
-                .map_err(|e| TicketError::Format(format!("{name}: {e}")))?;
-            let [begin, end]: [usize; 2] = serde_json::from_value(entry["data_offsets"].clone())
-                .map_err(|e| TicketError::Format(format!("{name}: {e}")))?;
-            let raw = data
-                .get(begin..end)
-                .ok_or_else(|| TicketError::Format(format!("{name}: data past the end")))?;
-            let count: usize = shape.iter().product();
-            match (entry["dtype"].as_str(), name.strip_prefix("mask/")) {
-                (Some("U8"), Some(path)) if raw.len() == count => masks.push(LayerMask {
+        for (name, view) in tensors.tensors() {
+            let shape = view.shape().to_vec();
+            match (view.dtype(), name.strip_prefix(MASK_PREFIX)) {
+                (Dtype::U8, Some(path)) => masks.push(LayerMask {
                     name: path.to_string(),
                     shape,
-                    keep: raw.iter().map(|&b| b != 0).collect(),
+                    keep: view.data().iter().map(|&b| b != 0).collect(),
                 }),
-                (Some("F32"), None) if raw.len() == 4 * count => {
-                    let values = raw
+                (Dtype::F32, None) => {
+                    let values = view
+                        .data()
                         .chunks_exact(4)
                         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                         .collect();
                     weights.insert(name, HostTensor { shape, values });
                 }
-                _ => return Err(TicketError::Format(format!("{name}: unexpected entry"))),
+                (dtype, _) => {
+                    return Err(TicketError::Format(format!(
+                        "{name}: unexpected {dtype:?} tensor"
+                    )));
+                }
             }
         }
-        // Restore the model's layer order (the header is sorted by name).
-        masks.sort_by_key(|m| mask_order.iter().position(|p| *p == m.name));
+        // Restore the model's layer order (the file's order is the crate's).
+        masks.sort_by_key(|m| {
+            mask_order
+                .iter()
+                .position(|p| *p == m.name)
+                .unwrap_or(usize::MAX)
+        });
         Ok(Ticket {
             mask: Mask { layers: masks },
             weights,
-            provenance: provenance.ok_or_else(|| TicketError::Missing("provenance".into()))?,
+            provenance,
         })
     }
 }
@@ -207,5 +191,137 @@ impl Ticket {
             .strip_prefix("iteration-")
             .and_then(|k| k.parse().ok())
             .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ticket() -> Ticket {
+        let mut weights = Weights::new();
+        weights.insert(
+            "b.weight".into(),
+            HostTensor {
+                shape: vec![2, 3],
+                values: vec![0.5, -1.25, 0.0, 3.0, f32::MIN_POSITIVE, -0.0],
+            },
+        );
+        weights.insert(
+            "a.weight".into(),
+            HostTensor {
+                shape: vec![3],
+                values: vec![1.0, 2.0, 3.0],
+            },
+        );
+        let mut second = LayerMask::dense("a.weight", &[3]);
+        second.keep[1] = false;
+        let mut first = LayerMask::dense("b.weight", &[2, 3]);
+        first.keep[0] = false;
+        Ticket {
+            // The model's order, which is not the names' order.
+            mask: Mask {
+                layers: vec![first, second],
+            },
+            weights,
+            provenance: Provenance {
+                model: "lenet300".into(),
+                dataset: "mnist".into(),
+                round: 3,
+                rewind: "iteration-500".into(),
+                seed: 7,
+                run: "imp-0123abcd".into(),
+                weights_remaining: 0.512,
+                stream: String::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn round_trips_bit_for_bit_in_the_models_layer_order() {
+        let ticket = ticket();
+        let back = Ticket::from_safetensors(&ticket.to_safetensors()).unwrap();
+        assert_eq!(back, ticket);
+        let bits = |t: &Ticket| {
+            t.weights["b.weight"]
+                .values
+                .iter()
+                .map(|v| v.to_bits())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(bits(&back), bits(&ticket), "-0.0 and subnormals kept");
+    }
+
+    /// Tickets written before the `safetensors` crate (our own writer: header keys sorted,
+    /// data in insertion order, header padded to 8 bytes) still read.
+    #[test]
+    fn reads_tickets_of_the_former_writer() {
+        let ticket = ticket();
+        let mut header = serde_json::Map::new();
+        let mut data = Vec::new();
+        let mut entry = |name: String, dtype: &str, shape: &[usize], bytes: Vec<u8>| {
+            let begin = data.len();
+            data.extend(bytes);
+            header.insert(
+                name,
+                serde_json::json!({ "dtype": dtype, "shape": shape, "data_offsets": [begin, data.len()] }),
+            );
+        };
+        for (path, t) in &ticket.weights {
+            entry(
+                path.clone(),
+                "F32",
+                &t.shape,
+                t.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            );
+        }
+        for l in &ticket.mask.layers {
+            entry(
+                format!("mask/{}", l.name),
+                "U8",
+                &l.shape,
+                l.keep.iter().map(|&k| u8::from(k)).collect(),
+            );
+        }
+        let order = serde_json::to_string(&["b.weight", "a.weight"]).unwrap();
+        let provenance = serde_json::to_string(&ticket.provenance).unwrap();
+        header.insert(
+            "__metadata__".into(),
+            serde_json::json!({ "ticket": provenance, "mask_order": order }),
+        );
+        let mut header = serde_json::to_vec(&header).unwrap();
+        while !header.len().is_multiple_of(8) {
+            header.push(b' ');
+        }
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend(header);
+        bytes.extend(data);
+        assert_eq!(Ticket::from_safetensors(&bytes).unwrap(), ticket);
+    }
+
+    #[test]
+    fn damaged_files_are_errors_not_panics() {
+        let bytes = ticket().to_safetensors();
+        for cut in [0, 4, 8, 20, bytes.len() - 1] {
+            assert!(
+                Ticket::from_safetensors(&bytes[..cut]).is_err(),
+                "cut at {cut}"
+            );
+        }
+        let mut wrong_length = bytes.clone();
+        wrong_length[0] = wrong_length[0].wrapping_add(1);
+        assert!(Ticket::from_safetensors(&wrong_length).is_err());
+        let no_provenance = safetensors::serialize(
+            [(
+                "w",
+                TensorView::new(Dtype::F32, vec![1], &[0, 0, 0, 0]).unwrap(),
+            )],
+            None,
+        )
+        .unwrap();
+        assert!(matches!(
+            Ticket::from_safetensors(&no_provenance),
+            Err(TicketError::Missing(_))
+        ));
     }
 }

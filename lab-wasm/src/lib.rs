@@ -20,12 +20,14 @@ use lab_core::backend::BackendKind;
 use lab_core::burn::tensor::activation::softmax;
 use lab_core::burn::tensor::{Device, Tensor, TensorData};
 use lab_core::data::{Checksums, DatasetKind, Mnist};
+use lab_core::imp::ImpObserver;
 use lab_core::imp::{Control, ImpConfig, run_experiment};
 use lab_core::model::{Classifier, ModelKind, Net, init_model};
-use lab_core::pai::{PaiExperiment, PaiResult, run_pai};
+use lab_core::pai::{PaiConfig, PaiExperiment, PaiResult, Score, run_pai};
 use lab_core::params::load_weights;
 use lab_core::plot;
 use lab_core::record::{ImpReport, RoundResult, with_defaults};
+use lab_core::train::TrainConfig;
 use lab_core::train::{Pause, Prepared};
 use serde_json::{Value, json};
 use wasm_bindgen::prelude::*;
@@ -34,6 +36,19 @@ use wasm_bindgen_futures::future_to_promise;
 pub use events::next_tick;
 use events::{JsObserver, Trained};
 use store::JsStore;
+
+/// A pruning-at-initialisation sweep of the page (see [`Lab::run_pai_sweep`]).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PaiSweep {
+    model: ModelKind,
+    score: String,
+    rounds: usize,
+    /// `TrainConfig` fields; the rest take their defaults.
+    #[serde(default)]
+    train: Value,
+    #[serde(default)]
+    eval_subset: Option<usize>,
+}
 
 #[wasm_bindgen(start)]
 fn start() {
@@ -287,6 +302,72 @@ impl Lab {
     }
 
     /// The report of the latest IMP run so far (finished rounds only), or undefined.
+    /// Pruning at initialisation at the densities of IMP's rounds (0.8^k for k < `rounds`),
+    /// one experiment each, so the page's IMP chart and table compare: `{model, score,
+    /// rounds, train, eval_subset}`. Emits a `round` event per density (a collapsed network
+    /// at chance level) and resolves to `{report, results}`: the IMP-shaped report and
+    /// `lth pai`'s list of results.
+    #[wasm_bindgen(js_name = runPaiSweep)]
+    pub fn run_pai_sweep(&self, sweep: JsValue, on_event: Function) -> Result<Promise, JsValue> {
+        let sweep: PaiSweep = from_js(&sweep)?;
+        let score = Score::parse(&sweep.score)
+            .ok_or_else(|| js_error(format!("unknown score {:?}", sweep.score)))?;
+        let overrides = match &sweep.train {
+            Value::Null => json!({}),
+            train => train.clone(),
+        };
+        let train = with_defaults(&TrainConfig::new(), overrides)
+            .map_err(|e| js_error(format!("bad train config: {e}")))?;
+        let (backend, data, busy) = self.begin()?;
+        let mut store = self.store.clone();
+        let mut observer = JsObserver::new(on_event, self.cancel.clone(), self.trained.clone());
+        observer.model = sweep.model;
+        Ok(future_to_promise(async move {
+            let _busy = busy;
+            let data = data.limited(None, sweep.eval_subset);
+            let prepared = Prepared::new(&data, &backend.device);
+            let mut results = Vec::new();
+            let mut rounds = Vec::new();
+            for round in 0..sweep.rounds {
+                let density = 0.8f64.powi(round as i32);
+                let experiment = PaiExperiment {
+                    model: sweep.model,
+                    pai: PaiConfig::new(score, -density.log10()),
+                    train: train.clone(),
+                    eval_subset: sweep.eval_subset,
+                    ..PaiExperiment::default()
+                };
+                observer.context =
+                    json!({ "score": score.name(), "compression": experiment.pai.compression });
+                let result = run_pai::<Net>(
+                    &experiment,
+                    &prepared,
+                    &backend.device,
+                    backend.kind.name(),
+                    &mut store,
+                    &mut observer,
+                )
+                .await
+                .map_err(js_error)?;
+                let as_round = result.as_round(round);
+                observer.on_round(&as_round, "ticket");
+                rounds.push(as_round);
+                results.push(result);
+            }
+            let report = ImpReport {
+                run: format!("pai-sweep:{}", score.name()),
+                config: serde_json::to_value(&sweep).map_err(js_error)?,
+                backend: backend.kind.name().into(),
+                data_seed: train.data_order_seed(0),
+                rounds,
+                controls: Default::default(),
+            };
+            Ok(events::to_js(
+                &json!({ "report": report, "results": results }),
+            ))
+        }))
+    }
+
     #[wasm_bindgen(js_name = currentReport)]
     pub fn current_report(&self) -> JsValue {
         match &*self.report.borrow() {

@@ -27,7 +27,7 @@ await page.route('**/tfjs/**', (route) => {
 });
 
 async function labWasm(backend, n) {
-  await page.goto(`${server.url}?backend=${backend}`);
+  await page.goto(`${server.url}?test&backend=${backend}`);
   await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state), null, { timeout: 300_000 });
   const note = await page.textContent('#backend');
   if (backend === 'webgpu' && !note.includes('WebGPU')) return console.log(`lab-wasm webgpu: unavailable (${note})`);
@@ -36,7 +36,7 @@ async function labWasm(backend, n) {
 }
 
 async function tfjs(backend, n) {
-  await page.goto(`${server.url}?backend=cpu`);
+  await page.goto(`${server.url}?test&backend=cpu`);
   await page.addScriptTag({ url: '/tfjs/tf.min.js' });
   if (backend === 'wasm') await page.addScriptTag({ url: '/tfjs/tf-backend-wasm.min.js' });
   if (backend === 'webgpu') await page.addScriptTag({ url: '/tfjs/tf-backend-webgpu.min.js' });

@@ -9,7 +9,7 @@ const context = await launch();
 const page = context.pages()[0] ?? await context.newPage();
 page.on('pageerror', (e) => console.error(`pageerror: ${e.message}`));
 try {
-  await page.goto(`${server.url}?backend=${backend}`);
+  await page.goto(`${server.url}?test&backend=${backend}`);
   await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state), null, { timeout: 300_000 });
   const form = await page.evaluate(() => Object.fromEntries(new FormData(document.getElementById('experiment'))));
   const started = Date.now();

@@ -1,7 +1,8 @@
 // End to end: the www page in headless Chromium. Loads the page (real MNIST fetched from the
 // dev server), runs a short IMP experiment with a control on the CPU, and checks the report,
 // the chart, the sparsity table, the first-layer picture, cancel/resume, the digit pad, and
-// (where the browser has WebGPU) the fallback to the CPU when the GPU device is lost.
+// (where the browser has WebGPU) the fallback to the CPU when the GPU device is lost. The
+// page loads its test hooks (`window.lth`) only with `?test` in the URL.
 // A screenshot is kept in tests/browser/artifacts/.
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -24,8 +25,13 @@ async function waitForState(states, timeout) {
 }
 
 try {
+  // 0. What users load defines no test hooks.
+  await page.goto(`${server.url}?backend=cpu`);
+  assert.equal(await waitForState(['ready', 'error'], 120_000), 'ready', await page.textContent('#status'));
+  assert.equal(await page.evaluate(() => typeof window.lth), 'undefined');
+
   // 1. With backend "auto" the page says which backend it uses.
-  await page.goto(server.url);
+  await page.goto(`${server.url}?test`);
   assert.equal(await waitForState(['ready', 'error'], 120_000), 'ready', await page.textContent('#status'));
   const autoBackend = await page.textContent('#backend');
   console.log(`auto backend: ${autoBackend}`);
@@ -40,7 +46,7 @@ try {
   }
 
   // 2. A short experiment on the CPU.
-  await page.goto(`${server.url}?backend=cpu`);
+  await page.goto(`${server.url}?test&backend=cpu`);
   assert.equal(await waitForState(['ready', 'error'], 120_000), 'ready', await page.textContent('#status'));
   assert.match(await page.textContent('#status'), /55000 train \/ 5000 validation \/ 10000 test/);
   await page.fill('input[name=rounds]', '3');
@@ -127,7 +133,7 @@ try {
   assert.equal(paiPicture, pai.rounds[1].layers[0].remaining_weights);
 
   // 6. WebGPU device lost mid-run: the page resumes on the CPU from the finished rounds.
-  await page.goto(`${server.url}?backend=auto`);
+  await page.goto(`${server.url}?test&backend=auto`);
   assert.equal(await waitForState(['ready', 'error'], 120_000), 'ready', await page.textContent('#status'));
   if (await page.evaluate(() => document.body.dataset.backend) !== 'wgpu') {
     assert.ok(!process.env.LTH_REQUIRE_WEBGPU, 'LTH_REQUIRE_WEBGPU is set but the page fell back to the CPU');

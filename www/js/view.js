@@ -1,0 +1,101 @@
+// What the page shows: status line, progress, the report's chart and table, and the
+// first-layer picture. Reads `state`; changes only the DOM.
+import { state } from './state.js';
+
+export const $ = (id) => document.getElementById(id);
+
+export function status(text, isError = false) {
+  $('status').textContent = text;
+  $('status').classList.toggle('error', isError);
+}
+
+// The model list comes from lab-core's registry (index.html names only the default).
+export function fillModelList() {
+  const select = document.querySelector('#experiment select[name=model]');
+  if (select.dataset.fromRegistry) return;
+  const chosen = select.value;
+  select.replaceChildren(...state.wasm.models().map(({ name, summary }) =>
+    new Option(`${name}: ${summary}`, name, false, name === chosen)));
+  select.dataset.fromRegistry = 'yes';
+}
+
+/// The view's listener of run events: progress, and the report as rounds finish.
+export function showEvent(event) {
+  if (event.type === 'round-start') {
+    $('progress-text').textContent =
+      `${event.branch}: round ${event.round}, ${(100 * event.weights_remaining).toFixed(1)}% of weights`;
+  } else if (event.type === 'step') {
+    $('progress').value = (state.runsDone + event.iteration / event.total) / state.runsTotal;
+  } else if (event.type === 'round') {
+    state.runsDone += 1;
+    $('progress').value = state.runsDone / state.runsTotal;
+    const branch = event.branch;
+    if (branch === 'ticket') state.report.rounds.push(event.result);
+    else (state.report.controls[branch] ??= []).push(event.result);
+    showReport();
+  } else if (event.type === 'eval' && event.context) {
+    $('progress-text').textContent = `${event.context.score} at 10^-${event.context.compression.toFixed(2)}: ` +
+      `iteration ${event.point.iteration}, test accuracy ${(100 * event.point.test_accuracy).toFixed(1)}%`;
+  }
+}
+
+export function showReport() {
+  const report = state.report;
+  if (!report?.rounds.length) return;
+  $('chart').innerHTML = state.wasm.Lab.chartSvg(report, 'accuracy');
+  const body = $('layers').tBodies[0];
+  const layerNames = report.rounds[0].layers.map((l) => l.name);
+  const head = $('layers').tHead.rows[0];
+  while (head.cells.length > 4) head.deleteCell(4);
+  for (const name of layerNames) head.insertCell().outerHTML = `<th>${name}</th>`;
+  body.innerHTML = '';
+  for (const r of report.rounds) {
+    const row = body.insertRow();
+    const cells = [r.round, (100 * r.weights_remaining).toFixed(1), (100 * r.test_accuracy).toFixed(2),
+      r.early_stop_iteration, ...r.layers.map((l) => (100 * l.remaining).toFixed(1) + '%')];
+    for (const c of cells) row.insertCell().textContent = c;
+  }
+  // The download has the CLI's format: `lth imp`'s report, or `lth pai`'s list of results.
+  const saved = state.paiResults ?? report;
+  $('report').textContent = JSON.stringify(saved, null, 1).slice(0, 20000);
+  const blob = new Blob([JSON.stringify(saved, null, 2)], { type: 'application/json' });
+  $('download').href = URL.createObjectURL(blob);
+  $('download-format').textContent = state.paiResults ? 'lth pai' : 'lth imp';
+  drawFirstLayer();
+}
+
+function drawFirstLayer() {
+  const picture = state.lab.firstLayer();
+  const connections = $('connections').getContext('2d');
+  const units = $('units').getContext('2d');
+  if (!picture) {
+    connections.clearRect(0, 0, 224, 224);
+    units.clearRect(0, 0, 560, 420);
+    return;
+  }
+  const side = Math.round(Math.sqrt(picture.inputs));
+  const heat = connections.createImageData(side, side);
+  picture.counts.forEach((count, i) => {
+    const v = Math.round(255 * count / picture.units);
+    heat.data.set([v, v, v, 255], 4 * i);
+  });
+  drawScaled(connections, heat, 224 / side);
+  const columns = 20;
+  const grid = units.createImageData(columns * side, Math.ceil(picture.units / columns) * side);
+  for (let u = 0; u < picture.units; u++) {
+    const [gx, gy] = [(u % columns) * side, Math.floor(u / columns) * side];
+    for (let p = 0; p < picture.inputs; p++) {
+      const i = 4 * ((gy + Math.floor(p / side)) * grid.width + gx + (p % side));
+      const v = picture.keep[u * picture.inputs + p] ? 255 : 30;
+      grid.data.set([v, v, v, 255], i);
+    }
+  }
+  units.putImageData(grid, 0, 0);
+}
+
+function drawScaled(context, image, scale) {
+  const buffer = new OffscreenCanvas(image.width, image.height);
+  buffer.getContext('2d').putImageData(image, 0, 0);
+  context.imageSmoothingEnabled = false;
+  context.drawImage(buffer, 0, 0, image.width * scale, image.height * scale);
+}
