@@ -51,6 +51,13 @@ macro_rules! value_enum {
                 Some(PossibleValue::new(($name)(self.0)).aliases(aliases))
             }
         }
+
+        /// The value's name, so a lab-core default can be a clap default (`default_value_t`).
+        impl std::fmt::Display for $arg {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(($name)(self.0))
+            }
+        }
     };
 }
 

@@ -26,10 +26,10 @@ use crate::progress::Progress;
 #[command(args_override_self = true)]
 pub struct ImpArgs {
     /// The network.
-    #[arg(long, default_value = "lenet300")]
+    #[arg(long, default_value_t = ModelArg(ImpConfig::new().model))]
     model: ModelArg,
     /// The data set.
-    #[arg(long, default_value = "mnist")]
+    #[arg(long, default_value_t = DatasetArg(ImpConfig::new().dataset))]
     dataset: DatasetArg,
     /// Training runs including the dense one (imp only).
     #[arg(long, default_value_t = 5)]
@@ -61,7 +61,7 @@ pub struct ImpArgs {
     /// Output directory: report.json, charts, and records/ of finished rounds.
     #[arg(long, default_value = "runs/latest")]
     out: PathBuf,
-    #[arg(long, default_value = "adam")]
+    #[arg(long, default_value_t = OptimizerArg(TrainConfig::new().optimizer))]
     optimizer: OptimizerArg,
     // Hyper-parameter defaults are lab-core's (TrainConfig, PruneConfig): one place.
     #[arg(long, default_value_t = TrainConfig::new().learning_rate)]
@@ -86,6 +86,10 @@ pub struct ImpArgs {
     /// model's own suggestions, e.g. the ViT's per layer type).
     #[arg(long = "layer-rate", value_name = "PATTERN=RATE")]
     layer_rates: Vec<LayerRate>,
+    /// Ignore the model's own per-layer rates (the ViT's per layer type), so --prune-rate,
+    /// --output-rate and --conv-rate reach every layer no --layer-rate names.
+    #[arg(long)]
+    no_model_rates: bool,
     /// Global instead of per-layer magnitude pruning.
     #[arg(long)]
     global: bool,
@@ -151,6 +155,7 @@ fn imp_config(args: &ImpArgs, rounds: usize) -> Result<ImpConfig> {
         conv_rate: args.conv_rate,
         output_rate: args.output_rate,
         layers: args.layer_rates.clone(),
+        model_rates: !args.no_model_rates,
     };
     let config = ImpConfig::new()
         .with_model(args.model.0)

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use lab_core::data::DatasetKind;
 use lab_core::model::Net;
-use lab_core::pai::{PaiConfig, PaiExperiment};
+use lab_core::pai::{PaiConfig, PaiExperiment, Score};
 use lab_core::prune::PruneScope;
 use lab_core::store::DirStore;
 use lab_core::train::{Prepared, TrainConfig};
@@ -25,12 +25,12 @@ pub struct PaiArgs {
     /// Compression C (density 10^-C): one value, a list, or a range FROM:TO:STEP.
     #[arg(long, default_value = "1")]
     compression: String,
-    #[arg(long, default_value = "lenet300")]
+    #[arg(long, default_value_t = ModelArg(PaiExperiment::default().model))]
     model: ModelArg,
     /// Training iterations of each pruned network.
     #[arg(long, default_value_t = 2000)]
     iterations: usize,
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = TrainConfig::new().eval_every)]
     eval_every: usize,
     /// Scoring iterations (default: 100 for synflow, 1 for the others).
     #[arg(long)]
@@ -39,7 +39,7 @@ pub struct PaiArgs {
     #[arg(long)]
     per_layer: bool,
     /// SNIP/GraSP batch: images per class.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = PaiConfig::new(Score::Snip, 0.0).samples_per_class)]
     samples_per_class: usize,
     /// GraSP's temperature: logits are divided by T when scoring (the reference code: 200).
     #[arg(long, default_value_t = lab_core::pai::GRASP_TEMPERATURE)]

@@ -37,6 +37,9 @@ pub struct Progress {
     pub iteration: usize,
     pub curve: Vec<EvalPoint>,
     pub time: TimeSplit,
+    /// Wall time of the training up to this checkpoint, over every process that ran it.
+    #[serde(default)]
+    pub wall_seconds: f64,
 }
 
 /// A checkpoint that could not be encoded or decoded.

@@ -18,7 +18,7 @@ use crate::error::{ConfigError, DeviceError};
 use crate::mask::Mask;
 use crate::model::{Architecture, ModelKind, Net, init_model, init_model_stream};
 use crate::params::{Weights, load_weights, read_weights};
-use crate::prune::{self, PruneConfig};
+use crate::prune::{self, PruneConfig, PruneScope};
 use crate::record::{ImpReport, RoundResult, run_name};
 use crate::store::{RunStore, StoreError, read_json, write_json};
 use crate::ticket::{Provenance, Ticket};
@@ -148,11 +148,15 @@ impl ImpConfig {
         Ok(())
     }
 
-    /// The pruning rules a round applies: the configured ones, then the model's suggested
-    /// per-layer rates ([`crate::model::ModelSpec::prune_rates`]).
+    /// The pruning rules a round applies: the configured ones, then (per-layer pruning,
+    /// `model_rates` on) the model's suggested rates ([`crate::model::ModelSpec::prune_rates`]).
     pub fn prune_rules(&self) -> PruneConfig {
-        self.prune
-            .with_fallback_rules(self.model.spec().prune_rates)
+        if self.prune.model_rates && self.prune.scope == PruneScope::PerLayer {
+            self.prune
+                .with_fallback_rules(self.model.spec().prune_rates)
+        } else {
+            self.prune.clone()
+        }
     }
 
     /// The run's directory name: a hash of the non-default hyper-parameters. The number of
@@ -161,6 +165,9 @@ impl ImpConfig {
         let mut identity = self.clone();
         identity.rounds = ImpConfig::new().rounds;
         identity.checkpoint_every = ImpConfig::new().checkpoint_every;
+        // The rules actually applied, the model's included: a change of a model's suggested
+        // rates is a different run.
+        identity.prune = self.prune_rules();
         run_name("imp", &identity, &ImpConfig::new())
     }
 }
@@ -181,6 +188,12 @@ pub enum ImpError {
     Store(#[from] StoreError),
     #[error("control needs the main run's round {0}: run `imp` first")]
     MissingMainRound(usize),
+}
+
+/// A round's wall time: this process's, plus what earlier processes spent before the
+/// checkpoint the training resumed from.
+fn wall_seconds<M>(started: Instant, outcome: &crate::train::TrainOutcome<M>) -> f64 {
+    started.elapsed().as_secs_f64() + outcome.resumed_wall_seconds
 }
 
 /// IMP progress, on top of the per-step [`Observer`].
@@ -318,6 +331,7 @@ pub async fn run_imp<M: Architecture>(
     let theta0: M = init_model(config.model, config.seed, &device);
     let init_weights = read_weights(&theta0).await?;
     let dense = Mask::dense_for(&theta0);
+    config.prune_rules().check_rules(&dense)?;
     let iterations = config.train.iterations;
     let rewind_at = config.rewind.iteration(iterations);
     let provenance = |round: usize, mask: &Mask| provenance(config, &keys.run, round, mask);
@@ -398,7 +412,7 @@ pub async fn run_imp<M: Architecture>(
         debug_assert!(next.is_subset_of(&mask));
         store.write(&keys.mask(round + 1), next.to_json().as_bytes())?;
         let result =
-            RoundResult::from_training(round, &mask, &outcome, started.elapsed().as_secs_f64());
+            RoundResult::from_training(round, &mask, &outcome, wall_seconds(started, &outcome));
         // Written last: its presence marks the round finished.
         write_json(store, &keys.result(None, round), &result)?;
         store.remove(&keys.checkpoint(None, round))?;
@@ -508,7 +522,7 @@ pub async fn run_control<M: Architecture>(
             .await
             .map_err(|source| ImpError::Train { round, source })?;
         let result =
-            RoundResult::from_training(round, &mask, &outcome, started.elapsed().as_secs_f64());
+            RoundResult::from_training(round, &mask, &outcome, wall_seconds(started, &outcome));
         write_json(store, &keys.result(branch, round), &result)?;
         store.remove(&keys.checkpoint(branch, round))?;
         observer.on_round(&result, control.name());

@@ -124,9 +124,13 @@ impl Mask {
     /// parameter is a `[inputs, units]` linear weight (burn's layout), as in LeNet-300-100.
     pub fn input_connections(&self) -> Option<InputConnections> {
         let first = self.layers.first()?;
+        // Only a layer that sees the 784 pixels (not, say, a ViT's 49-pixel patch embedding).
         let [inputs, units] = first.shape[..] else {
             return None;
         };
+        if inputs != crate::data::IMAGE_SIZE {
+            return None;
+        }
         let counts = first
             .keep
             .chunks(units)
@@ -315,16 +319,24 @@ mod tests {
     #[test]
     fn input_connections_count_surviving_units_per_input() {
         use super::{LayerMask, Mask};
-        // 3 inputs × 2 units (burn's [inputs, units] layout): input 1 keeps one unit, input 2 none.
-        let mut first = LayerMask::dense("layers.0.weight", &[3, 2]);
-        first.keep = vec![true, true, false, true, false, false];
+        // 784 inputs × 2 units (burn's [inputs, units] layout): input 1 keeps one unit, input 2
+        // none, the others both.
+        let mut first = LayerMask::dense("layers.0.weight", &[784, 2]);
+        first.keep[2] = false;
+        first.keep[4] = false;
+        first.keep[5] = false;
         let second = LayerMask::dense("layers.1.weight", &[2, 10]);
         let mask = Mask {
             layers: vec![first, second],
         };
         let picture = mask.input_connections().expect("a linear first layer");
-        assert_eq!((picture.inputs, picture.units), (3, 2));
-        assert_eq!(picture.counts, vec![2, 1, 0]);
+        assert_eq!((picture.inputs, picture.units), (784, 2));
+        assert_eq!(picture.counts[..4], [2, 1, 0, 2]);
+        // A first layer that does not see the pixels (a ViT's patch embedding) has no picture.
+        let patches = Mask {
+            layers: vec![LayerMask::dense("patch_embedding.weight", &[49, 64])],
+        };
+        assert!(patches.input_connections().is_none());
         let conv = Mask {
             layers: vec![LayerMask::dense("convs.0.weight", &[6, 1, 5, 5])],
         };

@@ -102,6 +102,14 @@ pub struct PruneConfig {
     /// Rates by parameter-path pattern, first match wins; before the rules above.
     #[serde(default)]
     pub layers: Vec<LayerRate>,
+    /// Whether the model's suggested per-layer rates apply (after `layers`, before the rates
+    /// above); off, every layer no rule names gets `rate`, `conv_rate` or `output_rate`.
+    #[serde(default = "model_rates_by_default")]
+    pub model_rates: bool,
+}
+
+fn model_rates_by_default() -> bool {
+    true
 }
 
 impl Default for PruneConfig {
@@ -112,6 +120,7 @@ impl Default for PruneConfig {
             conv_rate: 0.1,
             output_rate: 0.1,
             layers: Vec::new(),
+            model_rates: true,
         }
     }
 }
@@ -146,6 +155,29 @@ impl PruneConfig {
                 .map(|&(pattern, rate)| LayerRate::new(pattern, rate)),
         );
         config
+    }
+
+    /// Refuses rules that cannot act on `mask`'s layers: any per-layer rule under global
+    /// pruning, and a pattern that names no layer (a typo would otherwise prune at the
+    /// default rate without a word).
+    pub fn check_rules(&self, mask: &Mask) -> Result<(), crate::error::ConfigError> {
+        if self.scope == PruneScope::Global && !self.layers.is_empty() {
+            return Err(crate::error::ConfigError::new(
+                "per-layer rates need per-layer pruning, not global",
+            ));
+        }
+        if let Some(rule) = self
+            .layers
+            .iter()
+            .find(|rule| !mask.layers.iter().any(|layer| rule.matches(&layer.name)))
+        {
+            let names: Vec<&str> = mask.layers.iter().map(|l| l.name.as_str()).collect();
+            return Err(crate::error::ConfigError(format!(
+                "layer rate pattern `{}` matches none of the prunable layers {names:?}",
+                rule.pattern
+            )));
+        }
+        Ok(())
     }
 
     pub fn validate(&self) -> Result<(), crate::error::ConfigError> {

@@ -128,12 +128,12 @@ impl Ticket {
                 }
             }
         }
-        // Restore the model's layer order (the file's order is the crate's).
-        masks.sort_by_key(|m| {
-            mask_order
-                .iter()
-                .position(|p| *p == m.name)
-                .unwrap_or(usize::MAX)
+        // Restore the model's layer order (the file's order is the crate's); layers the
+        // order does not name follow, by name.
+        masks.sort_by(|a, b| {
+            let position = |m: &LayerMask| mask_order.iter().position(|p| *p == m.name);
+            (position(a).unwrap_or(usize::MAX), &a.name)
+                .cmp(&(position(b).unwrap_or(usize::MAX), &b.name))
         });
         Ok(Ticket {
             mask: Mask { layers: masks },

@@ -167,6 +167,9 @@ pub struct TrainOutcome<M> {
     /// The model right after `snapshot_at` iterations, for late rewinding.
     pub snapshot: Option<M>,
     pub time: TimeSplit,
+    /// Wall time that earlier processes spent on this training before a checkpoint it
+    /// resumed from (0 for a run that did not resume): add it to this process's time.
+    pub resumed_wall_seconds: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -474,11 +477,12 @@ pub async fn train_scheduled<M: Classifier>(
         config.batch_size,
         config.data_order_seed(0),
     );
+    let began = Instant::now();
     let saved = match &schedule.checkpoint {
         Some(c) => Checkpoint::load(&*c.store, &c.key)?,
         None => None,
     };
-    let (mut curve, mut time, mut snapshot, done) = match saved {
+    let (mut curve, mut time, mut snapshot, done, earlier_wall) = match saved {
         Some(saved) => {
             if saved.progress.start != start || saved.progress.iteration > config.iterations {
                 return Err(TrainError::Config(ConfigError(format!(
@@ -491,7 +495,14 @@ pub async fn train_scheduled<M: Classifier>(
             let snapshot = saved.snapshot.map(|w| load_weights(model.clone(), &w));
             let progress = saved.progress;
             observer.on_resume(progress.iteration);
-            (progress.curve, progress.time, snapshot, progress.iteration)
+            let earlier = progress.wall_seconds;
+            (
+                progress.curve,
+                progress.time,
+                snapshot,
+                progress.iteration,
+                earlier,
+            )
         }
         None => {
             let mut time = TimeSplit::default();
@@ -500,7 +511,7 @@ pub async fn train_scheduled<M: Classifier>(
             let first = check(evaluate(&model, data, start).await?)?;
             time.evaluation += started.elapsed().as_secs_f64();
             observer.on_eval(&first);
-            (vec![first], time, snapshot, start)
+            (vec![first], time, snapshot, start, 0.0)
         }
     };
     for _ in 0..done {
@@ -545,6 +556,7 @@ pub async fn train_scheduled<M: Classifier>(
                     iteration,
                     curve: curve.clone(),
                     time,
+                    wall_seconds: earlier_wall + began.elapsed().as_secs_f64(),
                 },
                 weights: read_weights(&model).await?,
                 snapshot: match &snapshot {
@@ -584,6 +596,7 @@ pub async fn train_scheduled<M: Classifier>(
         last,
         snapshot,
         time,
+        resumed_wall_seconds: earlier_wall,
     })
 }
 

@@ -272,9 +272,15 @@ fn conv_models_mask_and_train(device: Device) {
 /// The ViT runs IMP through the same loop as every model, each layer pruned at its type's
 /// rate from the registry: per layer, exactly the counting rule's survivors after two rounds.
 fn vit_imp_prunes_each_layer_type_at_its_rate(device: Device) {
+    // Fallback rates unlike the model's, so a lost model rule changes the counts.
     let config = small_imp(4, 3, 100)
         .with_model(ModelKind::Vit)
-        .with_train_subset(Some(240));
+        .with_train_subset(Some(240))
+        .with_prune(PruneConfig {
+            rate: 0.3,
+            output_rate: 0.05,
+            ..PruneConfig::default()
+        });
     let data = prepared(&device, 240, 100);
     let mut store = MemoryStore::default();
     let results = block_on(run_imp::<Net>(
@@ -312,6 +318,14 @@ fn vit_imp_prunes_each_layer_type_at_its_rate(device: Device) {
         );
     }
     assert!(results.iter().all(|r| r.validation_loss.is_finite()));
+    // Its ticket (LayerNorms and position embeddings included) instantiates a ViT again.
+    let keys = RunKeys {
+        run: config.run_name(),
+    };
+    let ticket = Ticket::from_safetensors(&store.read(&keys.ticket(2)).unwrap()).unwrap();
+    let (model, mask) = ticket.instantiate::<Net>(ModelKind::Vit, &device).unwrap();
+    assert_eq!(mask, ticket.mask);
+    assert_eq!(block_on(read_weights(&model)).unwrap(), ticket.weights);
 }
 
 /// The suite, instantiated once per backend (burn's own style): `$steps` sizes the real-MNIST
@@ -414,6 +428,8 @@ fn every_registered_model_builds_and_keeps_its_paths() {
     let images = Tensor::<2>::ones([3, 784], &device);
     for kind in ModelKind::ALL {
         assert_eq!(ModelKind::parse(kind.name()), Some(kind));
+        // Configs (JSON, the page) and the CLI, tickets and lists (`name`) agree.
+        assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
         let model: Net = init_model(kind, 7, &device);
         assert_eq!(model.forward(images.clone()).dims(), [3, 10], "{kind:?}");
         let again: Net = init_model(kind, 7, &device);
@@ -470,4 +486,60 @@ fn vit_patches_are_the_image_tiles() {
             }
         }
     }
+}
+
+/// The model's suggested rates yield to `model_rates: false` and to global pruning; a user
+/// rule that names no layer, or a per-layer rule under global pruning, is refused.
+#[test]
+fn model_rates_can_be_turned_off_and_bad_rules_are_refused() {
+    use lab_core::prune::{LayerRate, PruneScope};
+    let device = lab_core::backend::BackendKind::Ndarray.device().unwrap();
+    let vit: Net = init_model(ModelKind::Vit, 0, &device);
+    let mask = Mask::dense_for(&vit);
+    let own = PruneConfig {
+        rate: 0.3,
+        output_rate: 0.05,
+        model_rates: false,
+        ..PruneConfig::default()
+    };
+    let config = ImpConfig::new()
+        .with_model(ModelKind::Vit)
+        .with_prune(own.clone());
+    let rates = config.prune_rules().layer_rates(&mask);
+    let last = rates.len() - 1;
+    assert!(rates[..last].iter().all(|&r| r == 0.3), "{rates:?}");
+    assert_eq!(rates[last], 0.05);
+    let with_model = ImpConfig::new().with_model(ModelKind::Vit);
+    assert_ne!(with_model.prune_rules().layer_rates(&mask), rates);
+    assert_ne!(
+        with_model.run_name(),
+        ImpConfig::new()
+            .with_model(ModelKind::Vit)
+            .with_prune(own)
+            .run_name()
+    );
+
+    let typo = PruneConfig {
+        layers: vec![LayerRate::new("block.*.mlp_*", 0.5)],
+        ..PruneConfig::default()
+    };
+    let err = typo.check_rules(&mask).unwrap_err().to_string();
+    assert!(err.contains("block.*.mlp_*"), "{err}");
+    let global = PruneConfig {
+        scope: PruneScope::Global,
+        layers: vec![LayerRate::new("head.*", 0.5)],
+        ..PruneConfig::default()
+    };
+    assert!(global.check_rules(&mask).is_err());
+    let global_vit = ImpConfig::new()
+        .with_model(ModelKind::Vit)
+        .with_prune(PruneConfig {
+            scope: PruneScope::Global,
+            ..PruneConfig::default()
+        });
+    assert!(
+        global_vit.prune_rules().layers.is_empty(),
+        "global pruning takes no model rules"
+    );
+    assert!(with_model.prune_rules().check_rules(&mask).is_ok());
 }

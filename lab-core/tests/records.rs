@@ -390,10 +390,15 @@ struct StopAt {
     at: usize,
     seen: usize,
     resumed_at: Option<usize>,
+    /// Sleep a second after this step (to tell one process's wall time from another's).
+    sleep_at: Option<usize>,
 }
 impl Observer for StopAt {
     fn on_step(&mut self, iteration: usize, _: usize) {
         self.seen = iteration;
+        if self.sleep_at == Some(iteration) {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
     }
     fn on_resume(&mut self, iteration: usize) {
         self.resumed_at = Some(iteration);
@@ -447,6 +452,7 @@ fn a_run_stopped_inside_a_round_resumes_from_its_checkpoint_with_the_same_result
         at: 45,
         seen: 0,
         resumed_at: None,
+        sleep_at: Some(30),
     };
     let err = block_on(run_imp::<Net>(
         &config, &data, &device, &mut store, &mut stop,
@@ -463,6 +469,7 @@ fn a_run_stopped_inside_a_round_resumes_from_its_checkpoint_with_the_same_result
         at: usize::MAX,
         seen: 0,
         resumed_at: None,
+        sleep_at: None,
     };
     let results = block_on(run_imp::<Net>(
         &config,
@@ -476,6 +483,12 @@ fn a_run_stopped_inside_a_round_resumes_from_its_checkpoint_with_the_same_result
         resumed.resumed_at,
         Some(40),
         "did not resume from the checkpoint"
+    );
+    // Round 0's wall time counts the stopped process's second before its checkpoint too.
+    assert!(
+        results[0].wall_seconds >= 1.0,
+        "round 0 wall time {} s leaves out the process that was stopped",
+        results[0].wall_seconds
     );
     assert_eq!(without_timing(results), without_timing(reference));
     assert!(
@@ -499,6 +512,7 @@ fn a_run_stopped_inside_a_round_resumes_from_its_checkpoint_with_the_same_result
             at,
             seen: 0,
             resumed_at: None,
+            sleep_at: None,
         };
         let control = run_control::<Net>(
             &config,
@@ -515,6 +529,7 @@ fn a_run_stopped_inside_a_round_resumes_from_its_checkpoint_with_the_same_result
         at: usize::MAX,
         seen: 0,
         resumed_at: None,
+        sleep_at: None,
     };
     let control = block_on(run_control::<Net>(
         &config,

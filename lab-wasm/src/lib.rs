@@ -55,6 +55,13 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
+/// The pruning-at-initialisation scores, from lab-core's list: `["snip", …]`.
+#[wasm_bindgen]
+pub fn scores() -> JsValue {
+    let names: Vec<Value> = Score::ALL.into_iter().map(|s| s.name().into()).collect();
+    events::to_js(&Value::Array(names))
+}
+
 /// The lab's models, from lab-core's registry: `[{name, summary}]`, for the page's list.
 #[wasm_bindgen]
 pub fn models() -> JsValue {
@@ -301,7 +308,6 @@ impl Lab {
         }))
     }
 
-    /// The report of the latest IMP run so far (finished rounds only), or undefined.
     /// Pruning at initialisation at the densities of IMP's rounds (0.8^k for k < `rounds`),
     /// one experiment each, so the page's IMP chart and table compare: `{model, score,
     /// rounds, train, eval_subset}`. Emits a `round` event per density (a collapsed network
@@ -349,6 +355,9 @@ impl Lab {
                 )
                 .await
                 .map_err(js_error)?;
+                // The page keeps each result as it arrives: a cancelled sweep still saves
+                // `lth pai`'s format for what finished.
+                observer.emit("pai-result", json!({ "result": &result }));
                 let as_round = result.as_round(round);
                 observer.on_round(&as_round, "ticket");
                 rounds.push(as_round);
@@ -368,6 +377,7 @@ impl Lab {
         }))
     }
 
+    /// The report of the latest IMP run so far (finished rounds only), or undefined.
     #[wasm_bindgen(js_name = currentReport)]
     pub fn current_report(&self) -> JsValue {
         match &*self.report.borrow() {

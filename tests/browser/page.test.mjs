@@ -36,11 +36,18 @@ try {
   const autoBackend = await page.textContent('#backend');
   console.log(`auto backend: ${autoBackend}`);
   assert.match(autoBackend, /WebGPU|CPU/);
-  // The model list is lab-core's registry, the default still chosen.
+  // The model list is lab-core's registry (the ViT included), the default still chosen; the
+  // pruning-at-init strategies are lab-core's scores.
+  const registry = await page.evaluate(() => ({
+    models: window.lth.wasm.models().map((m) => m.name), scores: window.lth.wasm.scores(),
+  }));
+  assert.ok(registry.models.includes('vit') && registry.scores.includes('prospr'), JSON.stringify(registry));
   const models = await page.$$eval('select[name=model] option', (options) =>
     options.map((o) => ({ value: o.value, selected: o.selected })));
-  assert.deepEqual(models.map((m) => m.value), ['lenet300', 'lenet5', 'conv2', 'conv4', 'conv6', 'vit']);
+  assert.deepEqual(models.map((m) => m.value), registry.models);
   assert.equal(models.find((m) => m.selected)?.value, 'lenet300');
+  const strategies = await page.$$eval('select[name=strategy] option', (options) => options.map((o) => o.value));
+  assert.deepEqual(strategies.filter((s) => s.startsWith('pai-')), registry.scores.map((s) => `pai-${s}`));
   if (process.env.LTH_REQUIRE_WEBGPU) {
     assert.equal(await page.evaluate(() => document.body.dataset.backend), 'wgpu', autoBackend);
   }

@@ -117,6 +117,8 @@ fn vit_with_a_layer_rate_override() {
             "--eval-subset",
             "100",
         ])
+        // Fallback rates unlike the model's: a lost model rule changes the counts.
+        .args(["--prune-rate", "0.3", "--output-rate", "0.05"])
         .args(["--layer-rate", "blocks.1.*=0.5", "--out"])
         .arg(&out)
         .status()
@@ -142,6 +144,28 @@ fn vit_with_a_layer_rate_override() {
         after_one(64 * 64, 0.5)
     );
     assert_eq!(kept("blocks.1.mlp_out.weight"), after_one(128 * 64, 0.5));
+    // A pattern that names no layer is refused, not silently ignored.
+    let typo = Command::new(lth())
+        .args([
+            "imp",
+            "--quiet",
+            "--model",
+            "vit",
+            "--rounds",
+            "1",
+            "--iterations",
+            "10",
+        ])
+        .args(["--train-subset", "600", "--eval-subset", "100"])
+        .args(["--layer-rate", "block.*=0.5", "--out"])
+        .arg(out.join("typo"))
+        .output()
+        .unwrap();
+    assert!(!typo.status.success());
+    assert!(
+        String::from_utf8_lossy(&typo.stderr).contains("matches none"),
+        "{typo:?}"
+    );
     std::fs::remove_dir_all(&out).unwrap();
 }
 

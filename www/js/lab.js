@@ -1,7 +1,7 @@
 // The lab-wasm module's life: loading a (fresh) instance, the data set, the backend, and
 // watching the WebGPU device that burn-wgpu asks for.
 import { MNIST_FILES, notify, state } from './state.js';
-import { $, fillModelList } from './view.js';
+import { $, fillListsFromRegistry } from './view.js';
 
 async function loadModule() {
   // A new query string gives a fresh module instance (after a trap, the old one is dead).
@@ -28,7 +28,7 @@ export async function startLab(preference, { fresh = false } = {}) {
   let sizes = null;
   if (fresh || !state.lab) {
     state.wasm = await loadModule();
-    fillModelList();
+    fillListsFromRegistry();
     state.lab = new state.wasm.Lab(state.records);
     sizes = state.lab.loadDataset('mnist', ...state.mnistBytes);
   }

@@ -32,6 +32,7 @@ async function work(settings) {
   }
   // lab-wasm runs the sweep over IMP's densities, so the chart and table compare.
   state.runsTotal = settings.imp.rounds;
+  state.paiResults = []; // filled by `pai-result` events as each density finishes
   const { report, results } = await state.lab.runPaiSweep({
     model: settings.imp.model,
     score: settings.strategy.replace('pai-', ''),

@@ -7,6 +7,7 @@ export function install() {
     events: [],     // the type of every run event, in order
     onEvent: null,  // called with every run event
     get lab() { return state.lab; },
+    get wasm() { return state.wasm; },
     get report() { return state.report; },
     get gpuDevice() { return state.gpuDevice; },
     records: state.records,

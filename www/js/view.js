@@ -9,14 +9,18 @@ export function status(text, isError = false) {
   $('status').classList.toggle('error', isError);
 }
 
-// The model list comes from lab-core's registry (index.html names only the default).
-export function fillModelList() {
-  const select = document.querySelector('#experiment select[name=model]');
-  if (select.dataset.fromRegistry) return;
-  const chosen = select.value;
-  select.replaceChildren(...state.wasm.models().map(({ name, summary }) =>
+// The model list and the pruning-at-init scores come from lab-core (index.html names only the
+// default model and the IMP strategies).
+export function fillListsFromRegistry() {
+  const models = document.querySelector('#experiment select[name=model]');
+  if (models.dataset.fromRegistry) return;
+  const chosen = models.value;
+  models.replaceChildren(...state.wasm.models().map(({ name, summary }) =>
     new Option(`${name}: ${summary}`, name, false, name === chosen)));
-  select.dataset.fromRegistry = 'yes';
+  const strategies = document.querySelector('#experiment select[name=strategy]');
+  strategies.append(...state.wasm.scores().map((score) =>
+    new Option(`At init: ${score}${score === 'synflow' ? ' (iterative)' : ''}, at each round's density`, `pai-${score}`)));
+  models.dataset.fromRegistry = 'yes';
 }
 
 /// The view's listener of run events: progress, and the report as rounds finish.
@@ -33,6 +37,8 @@ export function showEvent(event) {
     if (branch === 'ticket') state.report.rounds.push(event.result);
     else (state.report.controls[branch] ??= []).push(event.result);
     showReport();
+  } else if (event.type === 'pai-result') {
+    state.paiResults?.push(event.result);
   } else if (event.type === 'eval' && event.context) {
     $('progress-text').textContent = `${event.context.score} at 10^-${event.context.compression.toFixed(2)}: ` +
       `iteration ${event.point.iteration}, test accuracy ${(100 * event.point.test_accuracy).toFixed(1)}%`;
