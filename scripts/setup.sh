@@ -4,7 +4,7 @@
 #   scripts/setup.sh core       the pinned toolchain (rust-toolchain.toml), a C toolchain,
 #                               pkg-config, Debian packages for the native lab
 #   scripts/setup.sh browser    + wasm32 target, Node >= 20 and npm, Chromium, chromedriver,
-#                               wasm-pack, wasm-bindgen-cli
+#                               wasm-pack, wasm-bindgen-cli, binaryen (wasm-opt)
 #   scripts/setup.sh notebooks  + Jupyter (PyPI, in a venv) and the evcxr kernel (crates.io)
 # Nothing is fetched outside rustup's, crates.io, PyPI, npm and Debian's servers. What apt
 # cannot provide (Node >= 20 on Debian 12, rustup itself) stops the script with what to do.
@@ -190,7 +190,8 @@ setup_node() {
 
 setup_browser() {
   setup_node
-  apt_install chromium chromium-driver
+  # binaryen: wasm-opt shrinks the page's module (scripts/build-www.sh).
+  apt_install chromium chromium-driver binaryen
   grep -q wasm32-unknown-unknown <<<"$(rustup target list --installed)" || rustup target add wasm32-unknown-unknown
   # The CLI must match the wasm-bindgen in Cargo.lock exactly.
   local bindgen
