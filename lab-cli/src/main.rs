@@ -1,6 +1,7 @@
 //! `lth`: the LTH Lab command line. This file holds the commands and their dispatch; each
 //! command lives in its own module, with the argument types shared by them in `args`.
 
+mod analyze;
 mod args;
 mod bench;
 mod data;
@@ -37,6 +38,8 @@ enum Command {
     Pai(pai::PaiArgs),
     /// Reproduce a paper's result; `lth-lenet300`: Frankle & Carbin's LeNet-300-100 figures.
     Reproduce(reproduce::ReproduceArgs),
+    /// Analyses of tickets: `overlap` (do runs keep the same connections?).
+    Analyze(analyze::AnalyzeArgs),
 }
 
 fn main() -> Result<()> {
@@ -46,5 +49,6 @@ fn main() -> Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Pai(args) => pai::run(args),
         Command::Reproduce(args) => reproduce::run(args),
+        Command::Analyze(args) => analyze::run(args),
     }
 }

@@ -20,6 +20,7 @@ pub mod mask;
 pub mod model;
 #[cfg(all(feature = "evcxr", feature = "native"))]
 pub mod notebook;
+pub mod overlap;
 pub mod pai;
 pub mod params;
 pub mod plot;

@@ -169,6 +169,61 @@ fn vit_with_a_layer_rate_override() {
     std::fs::remove_dir_all(&out).unwrap();
 }
 
+/// `lth analyze overlap` on IMP's own tickets: its masks are nested, so the overlap of rounds
+/// 1 and 2 is exactly |m2| / |m1|, and a ticket overlaps itself fully.
+#[test]
+fn overlap_of_nested_imp_masks_is_their_size_ratio() {
+    let out = scratch("overlap");
+    assert!(imp(&out, "3", &[]).status().unwrap().success());
+    let run = std::fs::read_dir(out.join("records"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| {
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("imp-")
+        })
+        .unwrap();
+    let ticket = |round: usize| run.join(format!("round-{round:02}/ticket.safetensors"));
+    let analysis = out.join("analysis");
+    let status = Command::new(lth())
+        .args(["analyze", "overlap"])
+        .args([ticket(1), ticket(2), ticket(1)])
+        .arg("--out")
+        .arg(&analysis)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let result: Value =
+        serde_json::from_slice(&std::fs::read(analysis.join("overlap.json")).unwrap()).unwrap();
+    let total = |i: usize, j: usize| result["matrix"][i][j]["total"].clone();
+    let kept = |round: usize| {
+        report(&out)["rounds"][round]["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["remaining_weights"].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(total(0, 1)["both"].as_u64().unwrap(), kept(2));
+    assert_eq!(total(0, 1)["either"].as_u64().unwrap(), kept(1));
+    assert_eq!(total(0, 2)["jaccard"].as_f64().unwrap(), 1.0);
+    assert!(total(0, 1)["jaccard"].as_f64().unwrap() > total(0, 1)["chance"].as_f64().unwrap());
+    assert!(
+        std::fs::read_to_string(analysis.join("overlap.svg"))
+            .unwrap()
+            .contains("<svg")
+    );
+    assert!(
+        std::fs::read_to_string(analysis.join("table.md"))
+            .unwrap()
+            .contains("r01")
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
 /// Starts `lth imp`, waits until `round-01/<file>` exists in its records, then kills it
 /// (SIGKILL) and checks the kill interrupted it. Returns the file's path.
 fn kill_when_round_1_has(out: &Path, rounds: &str, extra: &[&str], file: &str) -> PathBuf {
