@@ -98,29 +98,22 @@ fn imp_writes_the_report_and_charts() {
 #[test]
 fn vit_with_a_layer_rate_override() {
     let out = scratch("vit");
-    let status = Command::new(lth())
-        .args([
-            "imp",
-            "--quiet",
-            "--model",
-            "vit",
-            "--rounds",
-            "2",
-            "--iterations",
-            "20",
-        ])
-        .args([
-            "--eval-every",
-            "10",
-            "--train-subset",
-            "600",
-            "--eval-subset",
-            "100",
-        ])
+    // A short ViT run (later flags override the helper's QUICK ones).
+    const VIT: [&str; 8] = [
+        "--model",
+        "vit",
+        "--iterations",
+        "20",
+        "--train-subset",
+        "600",
+        "--eval-subset",
+        "100",
+    ];
+    let status = imp(&out, "2", &VIT)
+        .args(["--eval-every", "10"])
         // Fallback rates unlike the model's: a lost model rule changes the counts.
         .args(["--prune-rate", "0.3", "--output-rate", "0.05"])
-        .args(["--layer-rate", "blocks.1.*=0.5", "--out"])
-        .arg(&out)
+        .args(["--layer-rate", "blocks.1.*=0.5"])
         .status()
         .unwrap();
     assert!(status.success());
@@ -145,20 +138,8 @@ fn vit_with_a_layer_rate_override() {
     );
     assert_eq!(kept("blocks.1.mlp_out.weight"), after_one(128 * 64, 0.5));
     // A pattern that names no layer is refused, not silently ignored.
-    let typo = Command::new(lth())
-        .args([
-            "imp",
-            "--quiet",
-            "--model",
-            "vit",
-            "--rounds",
-            "1",
-            "--iterations",
-            "10",
-        ])
-        .args(["--train-subset", "600", "--eval-subset", "100"])
-        .args(["--layer-rate", "block.*=0.5", "--out"])
-        .arg(out.join("typo"))
+    let typo = imp(&out.join("typo"), "1", &VIT)
+        .args(["--layer-rate", "block.*=0.5"])
         .output()
         .unwrap();
     assert!(!typo.status.success());
