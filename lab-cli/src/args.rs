@@ -11,6 +11,8 @@ use clap::builder::PossibleValue;
 use lab_core::backend::BackendKind;
 use lab_core::burn::tensor::Device;
 use lab_core::data::DatasetKind;
+use lab_core::dst::policy::DropSchedule;
+use lab_core::dst::{Distribution, Method};
 use lab_core::imp::{Control, Rewind};
 use lab_core::model::ModelKind;
 use lab_core::pai::Score;
@@ -88,6 +90,21 @@ value_enum! {
     /// `--control`: reinit or random-prune (also `random`).
     ControlArg(Control), name: Control::name,
     aliases: [Control::RandomPrune => "random"]
+}
+
+value_enum! {
+    /// `--method`: lab-core's [`Method::ALL`] (static, set, rigl, gmp).
+    MethodArg(Method), name: Method::name, aliases: []
+}
+
+value_enum! {
+    /// `--distribution`: uniform or erk.
+    DistributionArg(Distribution), name: Distribution::name, aliases: []
+}
+
+value_enum! {
+    /// `--drop-schedule`: cosine or constant.
+    DropScheduleArg(DropSchedule), name: DropSchedule::name, aliases: []
 }
 
 value_enum! {

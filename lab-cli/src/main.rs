@@ -5,6 +5,7 @@ mod analyze;
 mod args;
 mod bench;
 mod data;
+mod dst;
 mod imp;
 mod output;
 mod pai;
@@ -36,6 +37,9 @@ enum Command {
     /// Pruning at initialisation: score the weights (--score), prune to density
     /// 10^-C, check layer collapse, train. Lists sweep: --score snip,synflow --compression 0:3:0.25
     Pai(pai::PaiArgs),
+    /// Sparse training with a moving mask: static, set, rigl (from a sparse start) or gmp
+    /// (dense start); reports the ITOP rate Rs. Lists sweep: --method set,rigl --density 0.1,0.05
+    Dst(dst::DstArgs),
     /// Reproduce a paper's result; `lth-lenet300`: Frankle & Carbin's LeNet-300-100 figures.
     Reproduce(reproduce::ReproduceArgs),
     /// Analyses of tickets: `overlap` (do runs keep the same connections?).
@@ -48,6 +52,7 @@ fn main() -> Result<()> {
         Command::Train(args) => imp::run(args, 1),
         Command::Bench(args) => bench::run(args),
         Command::Pai(args) => pai::run(args),
+        Command::Dst(args) => dst::run(args),
         Command::Reproduce(args) => reproduce::run(args),
         Command::Analyze(args) => analyze::run(args),
     }

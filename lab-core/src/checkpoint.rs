@@ -2,22 +2,19 @@
 //! instead of from iteration 0.
 //!
 //! A checkpoint holds everything the rest of the run depends on: the weights, the optimiser's
-//! state (burn's `OptimizerRecord`, with the parameter ids it is keyed by), the number of
-//! finished iterations (the data order is replayed from its seed up to there), the curve and
-//! time so far, and θk once taken. It is one record, written atomically by the [`RunStore`],
+//! state (by parameter path), the number of finished iterations (the data order is replayed
+//! from its seed up to there), the curve and time so far, θk once taken, and a changing
+//! mask with its explored set (dynamic sparse training). It is one record, written atomically by the [`RunStore`],
 //! so a kill at any moment leaves the previous checkpoint or the new one. A resumed run gives
 //! the same numbers as an uninterrupted one (tested bit for bit on the CPU).
 
-use std::collections::BTreeMap;
-
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
-use burn::optim::OptimizerRecord;
-use burn::tensor::{Bytes, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::params::{HostTensor, PathTracker, Weights};
+use crate::dst::policy::MaskUpdate;
+use crate::optim::OptimizerState;
+use crate::params::{HostTensor, Weights};
 use crate::store::{RunStore, StoreError};
-use crate::train::{EvalPoint, TimeSplit};
+use crate::train::{EvalPoint, MaskDynamics, TimeSplit};
 
 /// Where and how often a training run checkpoints.
 pub struct Checkpointing<'a> {
@@ -40,6 +37,9 @@ pub struct Progress {
     /// Wall time of the training up to this checkpoint, over every process that ran it.
     #[serde(default)]
     pub wall_seconds: f64,
+    /// The mask, explored set and updates of a run whose mask changes.
+    #[serde(default)]
+    pub dynamics: Option<MaskDynamics>,
 }
 
 /// A checkpoint that could not be encoded or decoded.
@@ -52,20 +52,103 @@ pub struct Checkpoint {
     pub progress: Progress,
     pub weights: Weights,
     pub snapshot: Option<Weights>,
-    /// Parameter path → the burn parameter id the optimiser state is keyed by.
-    pub param_ids: BTreeMap<String, u64>,
-    pub optimizer: OptimizerRecord,
+    pub optimizer: OptimizerState,
+}
+
+/// The floats of the curve and of the mask updates as bits: serde_json's parser may miss the
+/// last bit of an f64, and a resumed run must report exactly what an uninterrupted one does.
+#[derive(Serialize, Deserialize)]
+struct ExactFloats {
+    curve: Vec<(usize, [u64; 4])>,
+    updates: Vec<(usize, u64, u64, usize, usize)>,
+}
+
+impl ExactFloats {
+    /// Moves the curve and the updates out of `progress` into bits.
+    fn take(progress: &mut Progress) -> Self {
+        let curve = std::mem::take(&mut progress.curve)
+            .into_iter()
+            .map(|p| {
+                let values = [
+                    p.validation_loss,
+                    p.validation_accuracy,
+                    p.test_loss,
+                    p.test_accuracy,
+                ];
+                (p.iteration, values.map(f64::to_bits))
+            })
+            .collect();
+        let updates = progress
+            .dynamics
+            .as_mut()
+            .map(|d| std::mem::take(&mut d.updates))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|u| {
+                (
+                    u.iteration,
+                    u.density.to_bits(),
+                    u.explored.to_bits(),
+                    u.dropped,
+                    u.grown,
+                )
+            })
+            .collect();
+        Self { curve, updates }
+    }
+
+    /// Puts them back.
+    fn restore(self, progress: &mut Progress) {
+        progress.curve = self
+            .curve
+            .into_iter()
+            .map(|(iteration, bits)| {
+                let [
+                    validation_loss,
+                    validation_accuracy,
+                    test_loss,
+                    test_accuracy,
+                ] = bits.map(f64::from_bits);
+                EvalPoint {
+                    iteration,
+                    validation_loss,
+                    validation_accuracy,
+                    test_loss,
+                    test_accuracy,
+                }
+            })
+            .collect();
+        if let Some(dynamics) = progress.dynamics.as_mut() {
+            dynamics.updates = self
+                .updates
+                .into_iter()
+                .map(
+                    |(iteration, density, explored, dropped, grown)| MaskUpdate {
+                        iteration,
+                        density: f64::from_bits(density),
+                        explored: f64::from_bits(explored),
+                        dropped,
+                        grown,
+                    },
+                )
+                .collect();
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
 struct Header {
     progress: Progress,
-    param_ids: BTreeMap<String, u64>,
+    exact: ExactFloats,
     weights: Vec<(String, Vec<usize>)>,
     snapshot: Option<Vec<(String, Vec<usize>)>>,
+    optimizer_time: usize,
+    optimizer: Vec<(String, Vec<usize>)>,
 }
 
-const MAGIC: &[u8; 8] = b"LTHCKPT1";
+/// v2: the optimiser state by parameter path (v1 held burn's record, keyed by parameter id).
+const MAGIC: &[u8; 8] = b"LTHCKPT2";
+const MAGIC_V1: &[u8; 8] = b"LTHCKPT1";
 
 fn shapes(weights: &Weights) -> Vec<(String, Vec<usize>)> {
     weights
@@ -124,12 +207,15 @@ fn take_values(bytes: &[u8], layout: &[(String, Vec<usize>)]) -> Option<Weights>
 }
 
 impl Checkpoint {
-    pub fn encode(self) -> Result<Vec<u8>, CheckpointError> {
+    pub fn encode(mut self) -> Result<Vec<u8>, CheckpointError> {
+        let exact = ExactFloats::take(&mut self.progress);
         let header = Header {
+            exact,
             progress: self.progress,
-            param_ids: self.param_ids,
             weights: shapes(&self.weights),
             snapshot: self.snapshot.as_ref().map(shapes),
+            optimizer_time: self.optimizer.time,
+            optimizer: shapes(&self.optimizer.tensors),
         };
         let mut out = MAGIC.to_vec();
         put_block(
@@ -144,23 +230,36 @@ impl Checkpoint {
             put_values(&mut values, snapshot);
         }
         put_block(&mut out, &values);
-        let optimizer = self
-            .optimizer
-            .into_bytes()
-            .map_err(|e| CheckpointError(format!("optimizer state: {e:?}")))?;
-        put_block(&mut out, &optimizer);
+        let mut values = Vec::new();
+        put_values(&mut values, &self.optimizer.tensors);
+        put_block(&mut out, &values);
         Ok(out)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
         let corrupt = |what: &str| CheckpointError(format!("corrupt checkpoint: {what}"));
+        if bytes.starts_with(MAGIC_V1) {
+            return Err(CheckpointError(
+                "a checkpoint of an older lab (v1 optimiser state): delete it to restart \
+                 this training from its start"
+                    .into(),
+            ));
+        }
         let rest = bytes
             .strip_prefix(MAGIC.as_slice())
             .ok_or_else(|| corrupt("no header"))?;
         let mut blocks = Blocks { rest };
-        let header: Header =
+        let mut header: Header =
             serde_json::from_slice(blocks.next().ok_or_else(|| corrupt("header"))?)
                 .map_err(|e| corrupt(&e.to_string()))?;
+        let exact = std::mem::replace(
+            &mut header.exact,
+            ExactFloats {
+                curve: Vec::new(),
+                updates: Vec::new(),
+            },
+        );
+        exact.restore(&mut header.progress);
         let weights = take_values(
             blocks.next().ok_or_else(|| corrupt("weights"))?,
             &header.weights,
@@ -173,19 +272,22 @@ impl Checkpoint {
             }
             None => None,
         };
-        let optimizer_bytes = blocks.next().ok_or_else(|| corrupt("optimizer"))?;
+        let optimizer = take_values(
+            blocks.next().ok_or_else(|| corrupt("optimizer"))?,
+            &header.optimizer,
+        )
+        .ok_or_else(|| corrupt("optimizer"))?;
         if !blocks.rest.is_empty() {
             return Err(corrupt("trailing bytes"));
         }
-        let optimizer =
-            OptimizerRecord::from_bytes(Bytes::from_bytes_vec(optimizer_bytes.to_vec()))
-                .map_err(|e| corrupt(&format!("optimizer: {e:?}")))?;
         Ok(Checkpoint {
             progress: header.progress,
             weights,
             snapshot,
-            param_ids: header.param_ids,
-            optimizer,
+            optimizer: OptimizerState {
+                time: header.optimizer_time,
+                tensors: optimizer,
+            },
         })
     }
 
@@ -202,62 +304,4 @@ impl Checkpoint {
             })
             .transpose()
     }
-}
-
-struct IdReader {
-    tracker: PathTracker,
-    ids: BTreeMap<String, u64>,
-}
-
-impl ModuleVisitor for IdReader {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.tracker.enter(name, container_type);
-    }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.tracker.exit();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.ids.insert(self.tracker.path(), param.id.val());
-    }
-}
-
-/// Every float parameter's burn id, by path.
-pub fn param_ids<M: Module>(model: &M) -> BTreeMap<String, u64> {
-    let mut reader = IdReader {
-        tracker: PathTracker::default(),
-        ids: BTreeMap::new(),
-    };
-    model.visit(&mut reader);
-    reader.ids
-}
-
-struct IdSetter<'a> {
-    tracker: PathTracker,
-    ids: &'a BTreeMap<String, u64>,
-}
-
-impl ModuleMapper for IdSetter<'_> {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.tracker.enter(name, container_type);
-    }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.tracker.exit();
-    }
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        match self.ids.get(&self.tracker.path()) {
-            Some(&id) => {
-                let (_, value, mapper) = param.consume();
-                Param::from_mapped_value(ParamId::from(id), value, mapper)
-            }
-            None => param,
-        }
-    }
-}
-
-/// `model` with the parameter ids of a checkpoint, so its optimiser state applies.
-pub fn with_param_ids<M: Module>(model: M, ids: &BTreeMap<String, u64>) -> M {
-    model.map(&mut IdSetter {
-        tracker: PathTracker::default(),
-        ids,
-    })
 }

@@ -382,6 +382,7 @@ pub async fn run_imp<M: Architecture>(
                 key: keys.checkpoint(None, round),
                 every: config.checkpoint_every,
             }),
+            policy: None,
         };
         let outcome = train_scheduled(model, Some(&mask), data, &train, schedule, observer)
             .await
@@ -517,6 +518,7 @@ pub async fn run_control<M: Architecture>(
                 key: keys.checkpoint(branch, round),
                 every: config.checkpoint_every,
             }),
+            policy: None,
         };
         let outcome = train_scheduled(model, Some(&mask), data, &train, schedule, observer)
             .await

@@ -13,6 +13,7 @@ pub mod backend;
 pub mod bench;
 pub mod checkpoint;
 pub mod data;
+pub mod dst;
 pub mod error;
 pub mod hvp;
 pub mod imp;
@@ -20,6 +21,7 @@ pub mod mask;
 pub mod model;
 #[cfg(all(feature = "evcxr", feature = "native"))]
 pub mod notebook;
+pub mod optim;
 pub mod overlap;
 pub mod pai;
 pub mod params;

@@ -177,6 +177,11 @@ pub struct DeviceMask {
 }
 
 impl DeviceMask {
+    /// The flat 0/1 tensor of one parameter, if it is masked.
+    pub fn flat(&self, path: &str) -> Option<Tensor<1>> {
+        self.tensors.get(path).cloned()
+    }
+
     fn shaped<const D: usize>(&self, path: &str, dims: [usize; D]) -> Option<Tensor<D>> {
         self.tensors
             .get(path)

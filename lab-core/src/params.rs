@@ -161,6 +161,62 @@ pub async fn read_weights<M: Module>(module: &M) -> Result<Weights, DeviceError>
     Ok(weights)
 }
 
+struct GradientCollector<'a> {
+    tracker: PathTracker,
+    grads: &'a burn::optim::GradientsParams,
+    wanted: &'a dyn Fn(&str) -> bool,
+    found: Vec<(String, Vec<usize>, Tensor<1>)>,
+}
+
+impl ModuleVisitor for GradientCollector<'_> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.tracker.enter(name, container_type);
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.tracker.exit();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let path = self.tracker.path();
+        if !(self.wanted)(&path) {
+            return;
+        }
+        if let Some(grad) = self.grads.get::<D>(param.id) {
+            let shape = grad.dims().to_vec();
+            let n = shape.iter().product::<usize>();
+            self.found.push((path, shape, grad.reshape([n])));
+        }
+    }
+}
+
+/// Copies the gradients of the parameters `wanted` by path to the host (async reads).
+pub async fn read_gradients<M: Module>(
+    module: &M,
+    grads: &burn::optim::GradientsParams,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Result<Weights, DeviceError> {
+    let mut collector = GradientCollector {
+        tracker: PathTracker::default(),
+        grads,
+        wanted,
+        found: Vec::new(),
+    };
+    module.visit(&mut collector);
+    let mut gradients = Weights::new();
+    for (path, shape, tensor) in collector.found {
+        let values = tensor
+            .into_data_async()
+            .await
+            .map_err(|e| DeviceError::new(&path, e))?
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| DeviceError::new(&path, e))?;
+        gradients.insert(path, HostTensor { shape, values });
+    }
+    Ok(gradients)
+}
+
 /// Applies `f` to a parameter's value, keeping it a leaf with the same gradient requirement.
 pub fn map_param_value<const D: usize>(
     param: Param<Tensor<D>>,

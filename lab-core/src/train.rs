@@ -9,20 +9,20 @@ use std::future::Future;
 use std::pin::Pin;
 
 use burn::config::Config;
-use burn::optim::{
-    AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig, momentum::MomentumConfig,
-};
+use burn::optim::GradientsParams;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
-use crate::checkpoint::{Checkpoint, Checkpointing, Progress, param_ids, with_param_ids};
+use crate::checkpoint::{Checkpoint, Checkpointing, Progress};
 use crate::data::{IMAGE_SIZE, Mnist, Split};
+use crate::dst::policy::{MaskPolicy, MaskUpdate, UpdateContext, changes, explore};
 use crate::error::{ConfigError, DeviceError};
 use crate::mask::{DeviceMask, Mask, apply_mask, mask_gradients};
 use crate::model::Classifier;
-use crate::params::{load_weights, read_weights};
+use crate::optim::LabOptimizer;
+use crate::params::{Weights, load_weights, read_gradients, read_weights};
 use crate::rng::Rng;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -108,18 +108,8 @@ impl TrainConfig {
         }
     }
 
-    fn optimizer(&self) -> ModuleOptimizer {
-        match self.optimizer {
-            // ε = 1e-8 as in TensorFlow/PyTorch (burn's default is 1e-5).
-            OptimizerKind::Adam => AdamConfig::new().with_epsilon(1e-8).init(),
-            OptimizerKind::Sgd => SgdConfig::new()
-                .with_momentum(Some(MomentumConfig {
-                    momentum: self.momentum,
-                    dampening: 0.0,
-                    nesterov: false,
-                }))
-                .init(),
-        }
+    fn optimizer(&self) -> LabOptimizer {
+        LabOptimizer::new(self.optimizer, self.momentum)
     }
 }
 
@@ -167,6 +157,11 @@ pub struct TrainOutcome<M> {
     /// The model right after `snapshot_at` iterations, for late rewinding.
     pub snapshot: Option<M>,
     pub time: TimeSplit,
+    /// With a mask policy: the mask at the end, every weight ever active (ITOP's explored
+    /// set) and each update. Without one these are `None`, `None` and empty.
+    pub final_mask: Option<Mask>,
+    pub explored: Option<Mask>,
+    pub mask_updates: Vec<MaskUpdate>,
     /// Wall time that earlier processes spent on this training before a checkpoint it
     /// resumed from (0 for a run that did not resume): add it to this process's time.
     pub resumed_wall_seconds: f64,
@@ -195,6 +190,8 @@ pub trait Observer {
     fn on_eval(&mut self, _point: &EvalPoint) {}
     /// The run resumed from a checkpoint after `iteration` finished iterations.
     fn on_resume(&mut self, _iteration: usize) {}
+    /// A mask policy changed the mask (dynamic sparse training).
+    fn on_mask_update(&mut self, _update: &MaskUpdate, _mask: &Mask) {}
     fn cancelled(&self) -> bool {
         false
     }
@@ -355,7 +352,7 @@ impl BatchOrder {
 
 /// One optimisation step at a time, with masked gradients.
 pub struct Stepper {
-    optimizer: ModuleOptimizer,
+    optimizer: LabOptimizer,
     mask: Option<DeviceMask>,
 }
 
@@ -379,6 +376,27 @@ impl Stepper {
         (stepper, model)
     }
 
+    fn gradients<M: Classifier>(
+        model: &M,
+        images: Tensor<2>,
+        labels: Tensor<1, Int>,
+    ) -> GradientsParams {
+        let loss = cross_entropy(model.forward(images), labels);
+        GradientsParams::from_grads(loss.backward(), model)
+    }
+
+    fn apply<M: Classifier>(
+        &mut self,
+        model: M,
+        mut grads: GradientsParams,
+        learning_rate: f64,
+    ) -> M {
+        if let Some(mask) = &self.mask {
+            mask_gradients(&model, &mut grads, mask);
+        }
+        self.optimizer.step(learning_rate, model, grads)
+    }
+
     /// Forward, backward, gradient masking and the optimiser update; no device sync.
     pub fn step<M: Classifier>(
         &mut self,
@@ -387,12 +405,33 @@ impl Stepper {
         labels: Tensor<1, Int>,
         learning_rate: f64,
     ) -> M {
-        let loss = cross_entropy(model.forward(images), labels);
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-        if let Some(mask) = &self.mask {
-            mask_gradients(&model, &mut grads, mask);
-        }
-        self.optimizer.step(learning_rate, model, grads)
+        let grads = Self::gradients(&model, images, labels);
+        self.apply(model, grads, learning_rate)
+    }
+
+    /// [`Stepper::step`], also reading back the dense (unmasked) gradient of the parameters
+    /// `mask` covers: RigL's growth criterion. Syncs the device.
+    pub async fn step_reading_gradient<M: Classifier>(
+        &mut self,
+        model: M,
+        images: Tensor<2>,
+        labels: Tensor<1, Int>,
+        learning_rate: f64,
+        mask: &Mask,
+    ) -> Result<(M, Weights), DeviceError> {
+        let grads = Self::gradients(&model, images, labels);
+        let dense = read_gradients(&model, &grads, &|path| mask.layer(path).is_some()).await?;
+        Ok((self.apply(model, grads, learning_rate), dense))
+    }
+
+    /// Trains with `mask` from now on: its pruned weights and their optimiser state become 0,
+    /// so a dropped weight stops and a grown one starts from 0 with zero moments.
+    pub fn set_mask<M: Classifier>(&mut self, model: M, mask: &Mask, device: &Device) -> M {
+        let on_device = mask.to_device(device);
+        self.optimizer.mask_state(&on_device);
+        let model = apply_mask(model, &on_device);
+        self.mask = Some(on_device);
+        model
     }
 }
 
@@ -426,6 +465,7 @@ pub async fn train_from<M: Classifier>(
         start,
         snapshot_at,
         checkpoint: None,
+        policy: None,
     };
     train_scheduled(model, mask, data, config, schedule, observer).await
 }
@@ -438,6 +478,18 @@ pub struct Schedule<'a> {
     pub snapshot_at: Option<usize>,
     /// Checkpoint every so often, and resume from the last checkpoint if there is one.
     pub checkpoint: Option<Checkpointing<'a>>,
+    /// Changes the mask at the iterations it names (dynamic sparse training); `None` keeps
+    /// the mask fixed. With a policy and no mask, training starts dense.
+    pub policy: Option<&'a dyn MaskPolicy>,
+}
+
+/// The mask of a run whose policy changes it, with what ITOP tracks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaskDynamics {
+    pub mask: Mask,
+    /// Every weight active at some point so far.
+    pub explored: Mask,
+    pub updates: Vec<MaskUpdate>,
 }
 
 /// [`train_from`] with checkpoints: with `schedule.checkpoint`, the run saves its state every
@@ -470,6 +522,16 @@ pub async fn train_scheduled<M: Classifier>(
     if !device.is_autodiff() {
         return Err(ConfigError::new("training needs an autodiff device").into());
     }
+    let policy = schedule.policy;
+    // A policy changes the mask; without a given one it starts from the dense mask (GMP).
+    let mut dynamics = policy.map(|_| {
+        let mask = mask.cloned().unwrap_or_else(|| Mask::dense_for(&model));
+        MaskDynamics {
+            explored: mask.clone(),
+            mask,
+            updates: Vec::new(),
+        }
+    });
     let (mut stepper, mut model) = Stepper::new(model, mask, config, &device);
     // Experiments resolve the data seed (`for_replicate`); a bare call uses the order of seed 0.
     let mut order = BatchOrder::new(
@@ -490,8 +552,25 @@ pub async fn train_scheduled<M: Classifier>(
                     saved.progress.start, saved.progress.iteration, config.iterations
                 ))));
             }
-            model = with_param_ids(load_weights(model, &saved.weights), &saved.param_ids);
-            stepper.optimizer = stepper.optimizer.load_record(saved.optimizer);
+            if saved.progress.dynamics.is_some() != dynamics.is_some() {
+                return Err(TrainError::Config(ConfigError::new(
+                    "the checkpoint and this run disagree on whether the mask changes",
+                )));
+            }
+            model = load_weights(model, &saved.weights);
+            if let Some(saved_dynamics) = saved.progress.dynamics.clone() {
+                model = stepper.set_mask(model, &saved_dynamics.mask, &device);
+                dynamics = Some(saved_dynamics);
+            }
+            if stepper
+                .optimizer
+                .load_state(&saved.optimizer, &device)
+                .is_none()
+            {
+                return Err(TrainError::Config(ConfigError::new(
+                    "the checkpoint's optimiser state is not this run's optimiser",
+                )));
+            }
             let snapshot = saved.snapshot.map(|w| load_weights(model.clone(), &w));
             let progress = saved.progress;
             observer.on_resume(progress.iteration);
@@ -525,12 +604,44 @@ pub async fn train_scheduled<M: Classifier>(
         let started = Instant::now();
         let (images, labels) = batch_tensors(&data.train, order.next(), &device);
         let built = Instant::now();
-        model = stepper.step(
-            model,
-            images,
-            labels,
-            config.learning_rate_at(iteration - 1),
-        );
+        let learning_rate = config.learning_rate_at(iteration - 1);
+        // Only an update iteration of a policy syncs the device.
+        let updating = policy.filter(|p| p.updates_at(iteration, config.iterations));
+        let mut gradient = None;
+        match (updating, &dynamics) {
+            (Some(p), Some(d)) if p.needs_gradient() => {
+                let (next, dense) = stepper
+                    .step_reading_gradient(model, images, labels, learning_rate, &d.mask)
+                    .await?;
+                model = next;
+                gradient = Some(dense);
+            }
+            _ => model = stepper.step(model, images, labels, learning_rate),
+        }
+        if let (Some(p), Some(d)) = (updating, dynamics.as_mut()) {
+            let weights = read_weights(&model).await?;
+            let next = p.update(&UpdateContext {
+                iteration,
+                total: config.iterations,
+                mask: &d.mask,
+                explored: &d.explored,
+                weights: &weights,
+                gradient: gradient.as_ref(),
+            });
+            let (dropped, grown) = changes(&d.mask, &next);
+            explore(&mut d.explored, &next);
+            model = stepper.set_mask(model, &next, &device);
+            let update = MaskUpdate {
+                iteration,
+                density: next.density(),
+                explored: d.explored.density(),
+                dropped,
+                grown,
+            };
+            d.mask = next;
+            observer.on_mask_update(&update, &d.mask);
+            d.updates.push(update);
+        }
         time.data += (built - started).as_secs_f64();
         time.training += built.elapsed().as_secs_f64();
 
@@ -557,14 +668,14 @@ pub async fn train_scheduled<M: Classifier>(
                     curve: curve.clone(),
                     time,
                     wall_seconds: earlier_wall + began.elapsed().as_secs_f64(),
+                    dynamics: dynamics.clone(),
                 },
                 weights: read_weights(&model).await?,
                 snapshot: match &snapshot {
                     Some(s) => Some(read_weights(s).await?),
                     None => None,
                 },
-                param_ids: param_ids(&model),
-                optimizer: stepper.optimizer.to_record(),
+                optimizer: stepper.optimizer.read_state().await?,
             };
             let bytes = checkpoint
                 .encode()
@@ -589,6 +700,10 @@ pub async fn train_scheduled<M: Classifier>(
         })
         .expect("at least one evaluation");
     let last = *curve.last().expect("at least one evaluation");
+    let (final_mask, explored, mask_updates) = match dynamics {
+        Some(d) => (Some(d.mask), Some(d.explored), d.updates),
+        None => (None, None, Vec::new()),
+    };
     Ok(TrainOutcome {
         model,
         curve,
@@ -596,6 +711,9 @@ pub async fn train_scheduled<M: Classifier>(
         last,
         snapshot,
         time,
+        final_mask,
+        explored,
+        mask_updates,
         resumed_wall_seconds: earlier_wall,
     })
 }

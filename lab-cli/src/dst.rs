@@ -1,0 +1,212 @@
+//! `lth dst`: sparse training from the start (static, SET, RigL) or dense-to-sparse (GMP),
+//! swept over methods, densities, ΔT, batch sizes and seeds.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use lab_core::dst::{DstConfig, DstExperiment, DstResult, mask_digest};
+use lab_core::model::Net;
+use lab_core::store::DirStore;
+use lab_core::ticket::Ticket;
+use lab_core::train::{Prepared, TrainConfig};
+
+use crate::args::{
+    BackendArg, DatasetArg, DistributionArg, DropScheduleArg, MethodArg, ModelArg, OptimizerArg,
+};
+use crate::data::load_data;
+use crate::output::{write_chart, write_file, write_json};
+use crate::progress::Progress;
+
+#[derive(Args)]
+pub struct DstArgs {
+    /// Methods, comma-separated: static, set, rigl, gmp.
+    #[arg(long, value_delimiter = ',', default_value_t = MethodArg(DstConfig::new().method))]
+    method: Vec<MethodArg>,
+    /// Fractions of the prunable weights active, comma-separated (GMP: at the end).
+    #[arg(long, value_delimiter = ',', default_value_t = DstConfig::new().density)]
+    density: Vec<f64>,
+    /// How the density is shared among layers: erk or uniform.
+    #[arg(long, default_value_t = DistributionArg(DstConfig::new().distribution))]
+    distribution: DistributionArg,
+    /// ΔT: iterations between mask updates, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value_t = DstConfig::new().update_every)]
+    update_every: Vec<usize>,
+    /// α: fraction of active weights dropped and regrown per update.
+    #[arg(long, default_value_t = DstConfig::new().drop_fraction)]
+    drop_fraction: f64,
+    /// How α decays: cosine (to 0 at --end-fraction) or constant.
+    #[arg(long, default_value_t = DropScheduleArg(DstConfig::new().drop_schedule))]
+    drop_schedule: DropScheduleArg,
+    /// Fraction of training after which masks stop changing (GMP: reaches its target).
+    #[arg(long, default_value_t = DstConfig::new().end_fraction)]
+    end_fraction: f64,
+    /// Fraction of training at which GMP starts pruning.
+    #[arg(long, default_value_t = DstConfig::new().gmp_start_fraction)]
+    gmp_start: f64,
+    /// ITOP's exploration: grow never-active weights before others.
+    #[arg(long)]
+    explore_first: bool,
+    /// Start from the mask of a ticket (an IMP or PaI ticket.safetensors) instead of a random
+    /// one (static, set, rigl).
+    #[arg(long)]
+    mask_from: Option<PathBuf>,
+    #[arg(long, default_value_t = ModelArg(DstExperiment::new().model))]
+    model: ModelArg,
+    #[arg(long, default_value_t = DatasetArg(DstExperiment::new().dataset))]
+    dataset: DatasetArg,
+    /// Training iterations of each run.
+    #[arg(long, default_value_t = 2000)]
+    iterations: usize,
+    /// Batch sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value_t = TrainConfig::new().batch_size)]
+    batch_size: Vec<usize>,
+    #[arg(long, default_value_t = OptimizerArg(TrainConfig::new().optimizer))]
+    optimizer: OptimizerArg,
+    #[arg(long, default_value_t = TrainConfig::new().learning_rate)]
+    lr: f64,
+    #[arg(long, default_value_t = TrainConfig::new().eval_every)]
+    eval_every: usize,
+    /// flex (CPU, default), ndarray (CPU) or wgpu (GPU).
+    #[arg(long, default_value = "flex")]
+    backend: BackendArg,
+    /// Seeds (θ0, initial mask, SET's growth, data order), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    seed: Vec<u64>,
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long)]
+    download: bool,
+    #[arg(long)]
+    train_subset: Option<usize>,
+    #[arg(long)]
+    eval_subset: Option<usize>,
+    /// Checkpoint every N iterations (0 = never): a killed run resumes where it was.
+    #[arg(long, default_value_t = 1000)]
+    checkpoint_every: usize,
+    /// Output: report.json, table.md, charts (accuracy, cost, rs, curves), records/.
+    #[arg(long, default_value = "runs/dst")]
+    out: PathBuf,
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub fn run(args: &DstArgs) -> Result<()> {
+    let given = match &args.mask_from {
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let ticket = Ticket::from_safetensors(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            Some(ticket.mask)
+        }
+        None => None,
+    };
+    let mut experiments = Vec::new();
+    for &seed in &args.seed {
+        for &batch_size in &args.batch_size {
+            for method in args.method.iter().map(|m| m.0) {
+                for &density in &args.density {
+                    for &update_every in &args.update_every {
+                        let sparse = DstConfig::new()
+                            .with_method(method)
+                            .with_density(density)
+                            .with_distribution(args.distribution.0)
+                            .with_update_every(update_every)
+                            .with_drop_fraction(args.drop_fraction)
+                            .with_drop_schedule(args.drop_schedule.0)
+                            .with_end_fraction(args.end_fraction)
+                            .with_gmp_start_fraction(args.gmp_start)
+                            .with_explore_first(args.explore_first);
+                        let train = TrainConfig::new()
+                            .with_iterations(args.iterations)
+                            .with_batch_size(batch_size)
+                            .with_optimizer(args.optimizer.0)
+                            .with_learning_rate(args.lr)
+                            .with_eval_every(args.eval_every);
+                        let experiment = DstExperiment::new()
+                            .with_model(args.model.0)
+                            .with_dataset(args.dataset.0)
+                            .with_train(train)
+                            .with_sparse(sparse)
+                            .with_seed(seed)
+                            .with_initial_mask(given.as_ref().map(mask_digest))
+                            .with_train_subset(args.train_subset)
+                            .with_eval_subset(args.eval_subset)
+                            .with_checkpoint_every(args.checkpoint_every);
+                        experiment.validate()?;
+                        experiments.push(experiment);
+                    }
+                }
+            }
+        }
+    }
+    let backend = args.backend.0;
+    let device = args.backend.device()?;
+    let data = load_data(args.dataset.0, args.data.clone(), args.download, args.quiet)?;
+    let data = data.limited(args.train_subset, args.eval_subset);
+    let prepared = Prepared::new(&data, &device);
+    let mut store = DirStore::new(args.out.join("records"));
+    let mut progress = Progress::new(args.quiet);
+    let started = Instant::now();
+    let mut results: Vec<DstResult> = Vec::new();
+    for experiment in &experiments {
+        progress.set_prefix(format!(
+            "{} ΔT={} b={} seed {}",
+            experiment.label(),
+            experiment.sparse.update_every,
+            experiment.train.batch_size,
+            experiment.seed
+        ));
+        let result = lab_core::block_on(lab_core::dst::run_dst::<Net>(
+            experiment,
+            given.as_ref(),
+            &prepared,
+            &device,
+            backend.name(),
+            &mut store,
+            &mut progress,
+        ))?;
+        progress.line(format!(
+            "{:>6} {:>6.2}% ΔT={:<5} b={:<4} Rs {:>6.2}%  test acc {:.2}% (early stop {})  FLOPs {:.3}× dense",
+            result.method,
+            100.0 * result.training.weights_remaining,
+            result.update_every,
+            result.batch_size,
+            100.0 * result.explored,
+            100.0 * result.training.test_accuracy,
+            result.training.early_stop_iteration,
+            result.relative_training_flops,
+        ));
+        results.push(result);
+        // Keep what is finished even if a later run fails.
+        write_json(&args.out.join("report.json"), &results)?;
+    }
+    progress.finish();
+    let table = lab_core::dst::table(&results);
+    write_file(&args.out.join("table.md"), &table)?;
+    write_chart(
+        &args.out,
+        "accuracy",
+        &lab_core::dst::accuracy_chart(&results),
+    )?;
+    write_chart(&args.out, "cost", &lab_core::dst::cost_chart(&results))?;
+    write_chart(&args.out, "rs", &lab_core::dst::explored_chart(&results))?;
+    let curves: Vec<_> = results
+        .iter()
+        .map(|r| (lab_core::dst::dst_label(r), r.training.curve.clone()))
+        .collect();
+    write_chart(
+        &args.out,
+        "curves",
+        &lab_core::plot::training_curves(&curves),
+    )?;
+    println!("{table}");
+    eprintln!(
+        "done in {:.1}s: {}",
+        started.elapsed().as_secs_f64(),
+        args.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,445 @@
+//! Dynamic sparse training and In-Time Over-Parameterization: static sparse, SET, RigL and
+//! GMP as mask policies of the one training loop, with ITOP's rate Rs (the share of weights
+//! ever active) tracked over training.
+//!
+//! Records (in a [`RunStore`]): `dst-<hash>/` holds `config.json`, `initial-mask.json`,
+//! `checkpoint.bin` while training, then `mask.json` (the final mask), `explored.json` (every
+//! weight ever active), `trained.safetensors`, and last `result.json`, whose presence marks
+//! the run finished (a rerun reads it back).
+
+pub mod density;
+pub mod policy;
+
+use burn::config::Config;
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+use web_time::Instant;
+
+use crate::checkpoint::Checkpointing;
+use crate::data::DatasetKind;
+use crate::error::{ConfigError, DeviceError};
+use crate::imp::{ImpObserver, masked_weights};
+use crate::mask::Mask;
+use crate::model::{Architecture, ModelKind, init_model};
+use crate::params::read_weights;
+use crate::plot::{Chart, Series};
+use crate::record::{RoundResult, run_name};
+use crate::store::{RunStore, StoreError, read_json, write_json};
+use crate::ticket::{Provenance, Ticket};
+use crate::train::{Prepared, Schedule, TrainConfig, TrainError, train_scheduled};
+
+pub use density::{Distribution, layer_densities, random_mask};
+pub use policy::{DstConfig, DstPolicy, MaskPolicy, MaskUpdate, Method};
+
+/// A sparse-training run: a model, its data, training and sparse method.
+#[derive(Config, Debug, PartialEq)]
+pub struct DstExperiment {
+    #[config(default = "ModelKind::Lenet300")]
+    pub model: ModelKind,
+    #[config(default = "DatasetKind::Mnist")]
+    pub dataset: DatasetKind,
+    #[config(default = "TrainConfig::new()")]
+    pub train: TrainConfig,
+    #[config(default = "DstConfig::new()")]
+    pub sparse: DstConfig,
+    /// Seed of θ0, of the initial random mask, of SET's growth and (unless the training
+    /// config names one) of the data order.
+    #[config(default = 0)]
+    pub seed: u64,
+    /// The md5 of a given initial mask (from an IMP or PaI ticket) instead of a random one
+    /// from the density distribution. Static, SET and RigL only.
+    #[config(default = "None")]
+    pub initial_mask: Option<String>,
+    #[config(default = "None")]
+    pub train_subset: Option<usize>,
+    #[config(default = "None")]
+    pub eval_subset: Option<usize>,
+    /// Checkpoint every this many iterations (0 = never). Not part of the run's identity.
+    #[config(default = 0)]
+    pub checkpoint_every: usize,
+}
+
+impl DstExperiment {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.train.validate()?;
+        self.sparse.validate()?;
+        if self.train_subset == Some(0) || self.eval_subset == Some(0) {
+            return Err(ConfigError::new(
+                "train_subset and eval_subset must be at least 1",
+            ));
+        }
+        if self.initial_mask.is_some() && self.sparse.method == Method::Gmp {
+            return Err(ConfigError::new(
+                "GMP starts dense: it takes no initial mask",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn run_name(&self) -> String {
+        let mut identity = self.clone();
+        identity.checkpoint_every = 0;
+        run_name("dst", &identity, &DstExperiment::new())
+    }
+
+    /// A short label: method and target density, e.g. `rigl 5%`.
+    pub fn label(&self) -> String {
+        format!(
+            "{} {}%",
+            self.sparse.method.name(),
+            percent(100.0 * self.sparse.density)
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DstError {
+    #[error("invalid config: {0}")]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error("training: {0}")]
+    Train(#[from] TrainError),
+    #[error("records: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// What one sparse-training run reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DstResult {
+    pub run: String,
+    pub method: String,
+    /// The target density.
+    pub density: f64,
+    pub distribution: String,
+    pub update_every: usize,
+    pub drop_fraction: f64,
+    pub batch_size: usize,
+    pub backend: String,
+    /// Density of the mask training started from (1 for GMP).
+    pub initial_density: f64,
+    /// The ITOP rate Rs at the end: the share of the prunable weights ever active.
+    pub explored: f64,
+    /// Mask changes, each with Rs after it.
+    pub updates: Vec<MaskUpdate>,
+    /// Theoretical training FLOPs relative to dense training of the same steps, counting
+    /// prunable weights (exact for MLPs; conv weights differ in cost): 3 weight-passes per
+    /// step at the current density, and at RigL's updates a dense gradient instead of one
+    /// sparse pass (the paper's accounting).
+    pub relative_training_flops: f64,
+    /// The run's training at its final mask (curve, early stop, per-layer density).
+    pub training: RoundResult,
+}
+
+/// Record keys of one run.
+pub struct DstKeys {
+    pub run: String,
+}
+
+impl DstKeys {
+    pub fn config(&self) -> String {
+        format!("{}/config.json", self.run)
+    }
+    pub fn initial_mask(&self) -> String {
+        format!("{}/initial-mask.json", self.run)
+    }
+    pub fn checkpoint(&self) -> String {
+        format!("{}/checkpoint.bin", self.run)
+    }
+    pub fn mask(&self) -> String {
+        format!("{}/mask.json", self.run)
+    }
+    pub fn explored(&self) -> String {
+        format!("{}/explored.json", self.run)
+    }
+    pub fn trained(&self) -> String {
+        format!("{}/trained.safetensors", self.run)
+    }
+    pub fn result(&self) -> String {
+        format!("{}/result.json", self.run)
+    }
+}
+
+/// The md5 that names a given initial mask in a [`DstExperiment`].
+pub fn mask_digest(mask: &Mask) -> String {
+    crate::data::md5_hex(mask.to_json().as_bytes())
+}
+
+/// Training FLOPs relative to dense (see [`DstResult::relative_training_flops`]).
+pub fn relative_training_flops(
+    initial: &Mask,
+    updates: &[MaskUpdate],
+    start: usize,
+    iterations: usize,
+    dense_gradient_at_updates: bool,
+) -> f64 {
+    let steps = iterations.saturating_sub(start);
+    if steps == 0 {
+        return 0.0;
+    }
+    let mut density = initial.density();
+    let mut cost = 0.0;
+    let mut at = start;
+    for update in updates {
+        // Steps up to and including the update's own train at the old density.
+        let n = update.iteration.saturating_sub(at);
+        cost += 3.0 * density * n as f64;
+        if dense_gradient_at_updates {
+            cost += 1.0 - density;
+        }
+        density = update.density;
+        at = update.iteration;
+    }
+    cost += 3.0 * density * iterations.saturating_sub(at) as f64;
+    cost / (3.0 * steps as f64)
+}
+
+/// Runs (or reads back from `store`) one sparse-training run. `given_mask` is the initial
+/// mask the experiment's `initial_mask` digest names.
+pub async fn run_dst<M: Architecture>(
+    experiment: &DstExperiment,
+    given_mask: Option<&Mask>,
+    data: &Prepared,
+    device: &Device,
+    backend: &str,
+    store: &mut dyn RunStore,
+    observer: &mut dyn ImpObserver,
+) -> Result<DstResult, DstError> {
+    experiment.validate()?;
+    let keys = DstKeys {
+        run: experiment.run_name(),
+    };
+    crate::store::claim_backend(store, &keys.run, backend)?;
+    if let Some(done) = read_json::<DstResult>(store, &keys.result()) {
+        return Ok(done?);
+    }
+    write_json(store, &keys.config(), experiment)?;
+    let device = device.clone().autodiff();
+    let model: M = init_model(experiment.model, experiment.seed, &device);
+    let dense = Mask::dense_for(&model);
+    let sparse = &experiment.sparse;
+    let densities = layer_densities(&dense, sparse.density, sparse.distribution)?;
+    let initial = match (&experiment.initial_mask, given_mask) {
+        (Some(digest), Some(mask)) => {
+            if mask_digest(mask) != *digest {
+                return Err(
+                    ConfigError::new("the given mask is not the one the config names").into(),
+                );
+            }
+            if mask.layers.len() != dense.layers.len()
+                || mask
+                    .layers
+                    .iter()
+                    .zip(&dense.layers)
+                    .any(|(a, b)| a.name != b.name || a.shape != b.shape)
+            {
+                return Err(ConfigError(format!(
+                    "the given mask does not fit {}",
+                    experiment.model.name()
+                ))
+                .into());
+            }
+            mask.clone()
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(ConfigError::new(
+                "a given initial mask needs its digest in the config (DstExperiment::initial_mask)",
+            )
+            .into());
+        }
+        (None, None) if sparse.method == Method::Gmp => dense.clone(),
+        (None, None) => random_mask(&dense, &densities, experiment.seed),
+    };
+    store.write(&keys.initial_mask(), initial.to_json().as_bytes())?;
+    let policy = DstPolicy {
+        config: sparse.clone(),
+        densities,
+        seed: experiment.seed,
+    };
+    let started = Instant::now();
+    let train = experiment.train.for_replicate(experiment.seed);
+    observer.on_round_start(0, initial.density(), &experiment.label());
+    let schedule = Schedule {
+        start: 0,
+        snapshot_at: None,
+        checkpoint: Some(Checkpointing {
+            store: &mut *store,
+            key: keys.checkpoint(),
+            every: experiment.checkpoint_every,
+        }),
+        policy: Some(&policy),
+    };
+    let outcome = train_scheduled(model, Some(&initial), data, &train, schedule, observer).await?;
+    let final_mask = outcome.final_mask.clone().unwrap_or(initial.clone());
+    let explored = outcome.explored.clone().unwrap_or(initial.clone());
+    let trained = read_weights(&outcome.model).await?;
+    observer.on_trained(0, &final_mask, &trained);
+    store.write(&keys.mask(), final_mask.to_json().as_bytes())?;
+    store.write(&keys.explored(), explored.to_json().as_bytes())?;
+    let ticket = Ticket {
+        mask: final_mask.clone(),
+        weights: masked_weights(&trained, &final_mask),
+        provenance: Provenance {
+            model: experiment.model.name().into(),
+            dataset: experiment.dataset.name().into(),
+            round: 0,
+            rewind: "trained".into(),
+            seed: experiment.seed,
+            run: keys.run.clone(),
+            weights_remaining: final_mask.density(),
+            stream: experiment.sparse.method.name().into(),
+        },
+    };
+    store.write(&keys.trained(), &ticket.to_safetensors())?;
+    let wall = started.elapsed().as_secs_f64() + outcome.resumed_wall_seconds;
+    let result = DstResult {
+        run: keys.run.clone(),
+        method: sparse.method.name().into(),
+        density: sparse.density,
+        distribution: sparse.distribution.name().into(),
+        update_every: sparse.update_every,
+        drop_fraction: sparse.drop_fraction,
+        batch_size: experiment.train.batch_size,
+        backend: backend.into(),
+        initial_density: initial.density(),
+        explored: explored.density(),
+        relative_training_flops: relative_training_flops(
+            &initial,
+            &outcome.mask_updates,
+            0,
+            experiment.train.iterations,
+            policy.needs_gradient(),
+        ),
+        updates: outcome.mask_updates.clone(),
+        training: RoundResult::from_training(0, &final_mask, &outcome, wall),
+    };
+    write_json(store, &keys.result(), &result)?;
+    store.remove(&keys.checkpoint())?;
+    observer.on_round(&result.training, &experiment.label());
+    Ok(result)
+}
+
+/// Rs over training, one line per run (the ITOP figure).
+pub fn explored_chart(results: &[DstResult]) -> Chart {
+    Chart {
+        title: "ITOP rate Rs (share of weights ever active)".into(),
+        x_label: "iteration".into(),
+        y_label: "Rs (%)".into(),
+        log_x: false,
+        legend_top: false,
+        series: results
+            .iter()
+            .map(|r| {
+                let first = 100.0 * r.initial_density;
+                let mut points = vec![(0.0, first, first, first)];
+                points.extend(r.updates.iter().map(|u| {
+                    let y = 100.0 * u.explored;
+                    (u.iteration as f64, y, y, y)
+                }));
+                let end = r.training.curve.last().map_or(0, |p| p.iteration) as f64;
+                let last = points.last().expect("one point").1;
+                points.push((end, last, last, last));
+                Series {
+                    label: dst_label(r),
+                    points,
+                }
+            })
+            .collect(),
+    }
+}
+
+/// A percentage without trailing zeros: 10, 5, 2.5, 0.25.
+fn percent(value: f64) -> String {
+    let text = format!("{value:.2}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// A run's label in charts and tables.
+pub fn dst_label(result: &DstResult) -> String {
+    format!(
+        "{} {}% ΔT={} b={}",
+        result.method,
+        percent(100.0 * result.density),
+        result.update_every,
+        result.batch_size
+    )
+}
+
+/// Test accuracy at early stop vs target density, one line per method.
+pub fn accuracy_chart(results: &[DstResult]) -> Chart {
+    by_method(
+        results,
+        "Test accuracy at early stop",
+        "test accuracy (%)",
+        |r| 100.0 * r.training.test_accuracy,
+    )
+}
+
+/// Relative training FLOPs vs target density, one line per method.
+pub fn cost_chart(results: &[DstResult]) -> Chart {
+    by_method(
+        results,
+        "Training FLOPs relative to dense",
+        "training FLOPs (× dense)",
+        |r| r.relative_training_flops,
+    )
+}
+
+fn by_method(
+    results: &[DstResult],
+    title: &str,
+    y_label: &str,
+    y: impl Fn(&DstResult) -> f64,
+) -> Chart {
+    let mut methods: Vec<&str> = results.iter().map(|r| r.method.as_str()).collect();
+    methods.dedup();
+    methods.sort();
+    methods.dedup();
+    Chart {
+        title: title.into(),
+        x_label: "% of weights active (log)".into(),
+        y_label: y_label.into(),
+        log_x: true,
+        legend_top: false,
+        series: methods
+            .iter()
+            .map(|&method| {
+                let mut points: Vec<(f64, f64)> = results
+                    .iter()
+                    .filter(|r| r.method == method)
+                    .map(|r| (100.0 * r.density, y(r)))
+                    .collect();
+                points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                Series {
+                    label: method.into(),
+                    points: points.into_iter().map(|(x, y)| (x, y, y, y)).collect(),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// A markdown table of runs.
+pub fn table(results: &[DstResult]) -> String {
+    let mut out = String::from(
+        "| method | density | ΔT | α | batch | Rs | test acc (early stop) | early stop | final test acc | train FLOPs × dense | wall s |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in results {
+        out.push_str(&format!(
+            "| {} | {:.1}% | {} | {} | {} | {:.1}% | {:.2}% | {} | {:.2}% | {:.3} | {:.0} |\n",
+            r.method,
+            100.0 * r.density,
+            r.update_every,
+            r.drop_fraction,
+            r.batch_size,
+            100.0 * r.explored,
+            100.0 * r.training.test_accuracy,
+            r.training.early_stop_iteration,
+            100.0 * r.training.final_test_accuracy,
+            r.relative_training_flops,
+            r.training.wall_seconds,
+        ));
+    }
+    out
+}

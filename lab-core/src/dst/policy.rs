@@ -1,0 +1,363 @@
+//! Mask policies: what the training loop asks, at scheduled iterations, for the next mask.
+//! A fixed mask (IMP, PaI, static sparse), SET, RigL and GMP are all policies of one loop
+//! ([`crate::train::train_scheduled`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+use crate::mask::{LayerMask, Mask};
+use crate::params::Weights;
+use crate::rng::Rng;
+
+use super::density::{Distribution, layer_count};
+
+/// What the loop hands a policy at an update.
+pub struct UpdateContext<'a> {
+    /// The finished iteration the update follows (1-based).
+    pub iteration: usize,
+    /// The run's total iterations.
+    pub total: usize,
+    /// The mask the step just trained with.
+    pub mask: &'a Mask,
+    /// Every weight that was active at some point of the run (ITOP's explored set).
+    pub explored: &'a Mask,
+    /// All parameters after the step, on the host.
+    pub weights: &'a Weights,
+    /// The step's dense gradient of the masked parameters (before masking), when the policy
+    /// asked for it.
+    pub gradient: Option<&'a Weights>,
+}
+
+/// Changes the mask during training.
+pub trait MaskPolicy {
+    /// Whether the mask may change after finished iteration `iteration` of `total`: host
+    /// arithmetic only, asked every step; the loop syncs the device only when it is true.
+    fn updates_at(&self, iteration: usize, total: usize) -> bool;
+    /// Whether [`MaskPolicy::update`] needs the dense gradient of the update step.
+    fn needs_gradient(&self) -> bool {
+        false
+    }
+    /// The next mask.
+    fn update(&self, context: &UpdateContext) -> Mask;
+}
+
+/// One mask update, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaskUpdate {
+    pub iteration: usize,
+    /// Fraction of the masked weights active after the update.
+    pub density: f64,
+    /// The ITOP rate Rs: fraction of the masked weights ever active, after the update.
+    pub explored: f64,
+    pub dropped: usize,
+    pub grown: usize,
+}
+
+/// The sparse-training methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// The mask never changes: the control of dynamic sparse training.
+    Static,
+    /// Sparse Evolutionary Training (Mocanu et al. 2018): drop the smallest magnitudes, grow
+    /// at random.
+    Set,
+    /// Rigged Lottery (Evci et al. 2020): drop the smallest magnitudes, grow the largest
+    /// dense gradients.
+    #[default]
+    Rigl,
+    /// Gradual magnitude pruning (Zhu & Gupta 2017): dense start, cubic schedule to the
+    /// target density, no regrowth.
+    Gmp,
+}
+
+impl Method {
+    pub const ALL: [Method; 4] = [Method::Static, Method::Set, Method::Rigl, Method::Gmp];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Static => "static",
+            Method::Set => "set",
+            Method::Rigl => "rigl",
+            Method::Gmp => "gmp",
+        }
+    }
+}
+
+/// How the drop fraction α changes over training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DropSchedule {
+    /// α_t = α/2 · (1 + cos(π t / t_end)) (RigL; ITOP uses it for SET too).
+    #[default]
+    Cosine,
+    /// α every update (SET's original ζ).
+    Constant,
+}
+
+impl DropSchedule {
+    pub const ALL: [DropSchedule; 2] = [DropSchedule::Cosine, DropSchedule::Constant];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DropSchedule::Cosine => "cosine",
+            DropSchedule::Constant => "constant",
+        }
+    }
+}
+
+/// A sparse-training method and its hyper-parameters (defaults: RigL's paper: ERK, ΔT = 100,
+/// α = 0.3 with cosine decay, updates end at 75% of training).
+#[derive(burn::config::Config, Debug, PartialEq)]
+pub struct DstConfig {
+    #[config(default = "Method::Rigl")]
+    pub method: Method,
+    /// Fraction of the prunable weights active (GMP: at the end of its schedule).
+    #[config(default = 0.1)]
+    pub density: f64,
+    #[config(default = "Distribution::Erk")]
+    pub distribution: Distribution,
+    /// ΔT: iterations between mask updates.
+    #[config(default = 100)]
+    pub update_every: usize,
+    /// α: fraction of each layer's active weights dropped (and regrown) at an update.
+    #[config(default = 0.3)]
+    pub drop_fraction: f64,
+    #[config(default = "DropSchedule::Cosine")]
+    pub drop_schedule: DropSchedule,
+    /// SET/RigL stop updating, and GMP reaches its target, at this fraction of training.
+    #[config(default = 0.75)]
+    pub end_fraction: f64,
+    /// GMP starts pruning at this fraction of training.
+    #[config(default = 0.1)]
+    pub gmp_start_fraction: f64,
+    /// ITOP's exploration: grow weights that were never active before any others.
+    #[config(default = false)]
+    pub explore_first: bool,
+}
+
+impl DstConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.density > 0.0 && self.density <= 1.0) {
+            return Err(ConfigError(format!(
+                "density must be in (0, 1], got {}",
+                self.density
+            )));
+        }
+        if self.update_every == 0 {
+            return Err(ConfigError::new("update_every (ΔT) must be at least 1"));
+        }
+        if !(0.0..=1.0).contains(&self.drop_fraction) {
+            return Err(ConfigError(format!(
+                "drop_fraction must be in [0, 1], got {}",
+                self.drop_fraction
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.end_fraction)
+            || !(0.0..=1.0).contains(&self.gmp_start_fraction)
+        {
+            return Err(ConfigError::new(
+                "end_fraction and gmp_start_fraction must be in [0, 1]",
+            ));
+        }
+        if self.method == Method::Gmp && self.gmp_start_fraction > self.end_fraction {
+            return Err(ConfigError::new(
+                "GMP must start (gmp_start_fraction) before it ends (end_fraction)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The last iteration that may update the mask (SET/RigL: before it; GMP: at it).
+    pub fn end_iteration(&self, total: usize) -> usize {
+        (self.end_fraction * total as f64).round() as usize
+    }
+
+    fn gmp_start_iteration(&self, total: usize) -> usize {
+        (self.gmp_start_fraction * total as f64).round() as usize
+    }
+
+    /// α at `iteration` (SET and RigL).
+    pub fn drop_fraction_at(&self, iteration: usize, total: usize) -> f64 {
+        let end = self.end_iteration(total).max(1) as f64;
+        match self.drop_schedule {
+            DropSchedule::Constant => self.drop_fraction,
+            DropSchedule::Cosine => {
+                self.drop_fraction / 2.0
+                    * (1.0 + (std::f64::consts::PI * iteration as f64 / end).cos())
+            }
+        }
+    }
+
+    /// GMP's density of a layer whose final density is `target` at `iteration`: Zhu &
+    /// Gupta's cubic d_t = d_f + (1 − d_f)(1 − p)³, p the share of the schedule done.
+    pub fn gmp_density_at(&self, target: f64, iteration: usize, total: usize) -> f64 {
+        let (start, end) = (self.gmp_start_iteration(total), self.end_iteration(total));
+        let done = if iteration >= end {
+            1.0
+        } else if iteration <= start {
+            0.0
+        } else {
+            (iteration - start) as f64 / (end - start) as f64
+        };
+        target + (1.0 - target) * (1.0 - done).powi(3)
+    }
+}
+
+/// A [`DstConfig`] at work on one run: the method, each layer's final density and the seed
+/// of its random growth.
+pub struct DstPolicy {
+    pub config: DstConfig,
+    /// Each masked layer's (final) density, in mask order.
+    pub densities: Vec<f64>,
+    pub seed: u64,
+}
+
+/// Rank for "largest first", a NaN last.
+fn descending(score: f32) -> f32 {
+    if score.is_nan() {
+        f32::NEG_INFINITY
+    } else {
+        score
+    }
+}
+
+/// Deactivates the `count` smallest-|w| active weights of `layer`; returns their indices.
+fn drop_smallest(layer: &mut LayerMask, weights: &[f32], count: usize) -> usize {
+    let mut active: Vec<usize> = (0..layer.keep.len()).filter(|&i| layer.keep[i]).collect();
+    let count = count.min(active.len());
+    if count == 0 {
+        return 0;
+    }
+    active.select_nth_unstable_by(count - 1, |&a, &b| {
+        descending(weights[a].abs())
+            .total_cmp(&descending(weights[b].abs()))
+            .then(a.cmp(&b))
+    });
+    for &i in &active[..count] {
+        layer.keep[i] = false;
+    }
+    count
+}
+
+/// Activates `count` inactive weights of `layer`, the candidates ordered by `key` (smaller
+/// first; ties by index); with `explored`, never-explored weights come before the others.
+fn grow(
+    layer: &mut LayerMask,
+    count: usize,
+    explored: Option<&LayerMask>,
+    key: impl Fn(usize) -> f32,
+) -> usize {
+    let mut candidates: Vec<(bool, f32, usize)> = (0..layer.keep.len())
+        .filter(|&i| !layer.keep[i])
+        .map(|i| (explored.is_some_and(|e| e.keep[i]), key(i), i))
+        .collect();
+    let count = count.min(candidates.len());
+    if count == 0 {
+        return 0;
+    }
+    candidates.select_nth_unstable_by(count - 1, |a, b| {
+        a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2))
+    });
+    for &(_, _, i) in &candidates[..count] {
+        layer.keep[i] = true;
+    }
+    count
+}
+
+fn values<'a>(weights: &'a Weights, layer: &LayerMask) -> &'a [f32] {
+    &weights
+        .get(&layer.name)
+        .unwrap_or_else(|| panic!("no weights for masked parameter {}", layer.name))
+        .values
+}
+
+impl MaskPolicy for DstPolicy {
+    fn updates_at(&self, iteration: usize, total: usize) -> bool {
+        let config = &self.config;
+        match config.method {
+            Method::Static => false,
+            Method::Set | Method::Rigl => {
+                iteration.is_multiple_of(config.update_every)
+                    && iteration < config.end_iteration(total)
+                    && iteration < total
+            }
+            Method::Gmp => {
+                let (start, end) = (
+                    config.gmp_start_iteration(total),
+                    config.end_iteration(total),
+                );
+                (iteration >= start
+                    && iteration <= end
+                    && (iteration - start).is_multiple_of(config.update_every))
+                    || iteration == end
+            }
+        }
+    }
+
+    fn needs_gradient(&self) -> bool {
+        self.config.method == Method::Rigl
+    }
+
+    fn update(&self, context: &UpdateContext) -> Mask {
+        let config = &self.config;
+        let mut next = context.mask.clone();
+        for (l, layer) in next.layers.iter_mut().enumerate() {
+            let weights = values(context.weights, layer);
+            let explored = config.explore_first.then(|| &context.explored.layers[l]);
+            match config.method {
+                Method::Static => {}
+                Method::Gmp => {
+                    let density =
+                        config.gmp_density_at(self.densities[l], context.iteration, context.total);
+                    let keep = layer_count(layer.total(), density);
+                    let excess = layer.remaining().saturating_sub(keep);
+                    drop_smallest(layer, weights, excess);
+                }
+                Method::Set | Method::Rigl => {
+                    let alpha = config.drop_fraction_at(context.iteration, context.total);
+                    let count = (alpha * layer.remaining() as f64).floor() as usize;
+                    let dropped = drop_smallest(layer, weights, count);
+                    if config.method == Method::Set {
+                        let mut rng = Rng::for_purpose(
+                            self.seed,
+                            &format!("dst/grow/{}/{}", context.iteration, layer.name),
+                        );
+                        let draws: Vec<f32> =
+                            (0..layer.total()).map(|_| rng.uniform() as f32).collect();
+                        grow(layer, dropped, explored, |i| draws[i]);
+                    } else {
+                        let gradient = context
+                            .gradient
+                            .map(|g| values(g, layer))
+                            .expect("RigL asks for the dense gradient");
+                        grow(layer, dropped, explored, |i| -descending(gradient[i].abs()));
+                    }
+                }
+            }
+        }
+        next
+    }
+}
+
+/// Counts of weights `before` had and `after` lacks (dropped) and the reverse (grown).
+pub fn changes(before: &Mask, after: &Mask) -> (usize, usize) {
+    let mut dropped = 0;
+    let mut grown = 0;
+    for (a, b) in before.layers.iter().zip(&after.layers) {
+        for (&x, &y) in a.keep.iter().zip(&b.keep) {
+            dropped += usize::from(x && !y);
+            grown += usize::from(!x && y);
+        }
+    }
+    (dropped, grown)
+}
+
+/// `explored` with every weight of `mask` added.
+pub fn explore(explored: &mut Mask, mask: &Mask) {
+    for (e, m) in explored.layers.iter_mut().zip(&mask.layers) {
+        for (x, &y) in e.keep.iter_mut().zip(&m.keep) {
+            *x |= y;
+        }
+    }
+}
