@@ -22,16 +22,16 @@ use crate::progress::Progress;
 #[derive(Args)]
 pub struct DstArgs {
     /// Methods, comma-separated: static, set, rigl, gmp.
-    #[arg(long, value_delimiter = ',', default_value_t = MethodArg(DstConfig::new().method))]
+    #[arg(long, value_delimiter = ',', default_values_t = [MethodArg(DstConfig::new().method)])]
     method: Vec<MethodArg>,
     /// Fractions of the prunable weights active, comma-separated (GMP: at the end).
-    #[arg(long, value_delimiter = ',', default_value_t = DstConfig::new().density)]
+    #[arg(long, value_delimiter = ',', default_values_t = [DstConfig::new().density])]
     density: Vec<f64>,
     /// How the density is shared among layers: erk or uniform.
     #[arg(long, default_value_t = DistributionArg(DstConfig::new().distribution))]
     distribution: DistributionArg,
     /// ΔT: iterations between mask updates, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value_t = DstConfig::new().update_every)]
+    #[arg(long, value_delimiter = ',', default_values_t = [DstConfig::new().update_every])]
     update_every: Vec<usize>,
     /// α: fraction of active weights dropped and regrown per update.
     #[arg(long, default_value_t = DstConfig::new().drop_fraction)]
@@ -59,8 +59,12 @@ pub struct DstArgs {
     /// Training iterations of each run.
     #[arg(long, default_value_t = 2000)]
     iterations: usize,
+    /// Train for this many epochs (of the training set) instead of --iterations: each batch
+    /// size then gets its own number of iterations (ITOP's batch-size comparison).
+    #[arg(long)]
+    epochs: Option<f64>,
     /// Batch sizes, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value_t = TrainConfig::new().batch_size)]
+    #[arg(long, value_delimiter = ',', default_values_t = [TrainConfig::new().batch_size])]
     batch_size: Vec<usize>,
     #[arg(long, default_value_t = OptimizerArg(TrainConfig::new().optimizer))]
     optimizer: OptimizerArg,
@@ -103,6 +107,10 @@ pub fn run(args: &DstArgs) -> Result<()> {
         }
         None => None,
     };
+    let data = load_data(args.dataset.0, args.data.clone(), args.download, args.quiet)?;
+    let data = data.limited(args.train_subset, args.eval_subset);
+    // What an epoch is: the training set after the validation hold-out and --train-subset.
+    let train_examples = data.train.len();
     let mut experiments = Vec::new();
     for &seed in &args.seed {
         for &batch_size in &args.batch_size {
@@ -119,8 +127,13 @@ pub fn run(args: &DstArgs) -> Result<()> {
                             .with_end_fraction(args.end_fraction)
                             .with_gmp_start_fraction(args.gmp_start)
                             .with_explore_first(args.explore_first);
+                        let iterations = match args.epochs {
+                            Some(epochs) => (epochs * train_examples as f64 / batch_size as f64)
+                                .round() as usize,
+                            None => args.iterations,
+                        };
                         let train = TrainConfig::new()
-                            .with_iterations(args.iterations)
+                            .with_iterations(iterations)
                             .with_batch_size(batch_size)
                             .with_optimizer(args.optimizer.0)
                             .with_learning_rate(args.lr)
@@ -144,8 +157,6 @@ pub fn run(args: &DstArgs) -> Result<()> {
     }
     let backend = args.backend.0;
     let device = args.backend.device()?;
-    let data = load_data(args.dataset.0, args.data.clone(), args.download, args.quiet)?;
-    let data = data.limited(args.train_subset, args.eval_subset);
     let prepared = Prepared::new(&data, &device);
     let mut store = DirStore::new(args.out.join("records"));
     let mut progress = Progress::new(args.quiet);
@@ -193,6 +204,11 @@ pub fn run(args: &DstArgs) -> Result<()> {
     )?;
     write_chart(&args.out, "cost", &lab_core::dst::cost_chart(&results))?;
     write_chart(&args.out, "rs", &lab_core::dst::explored_chart(&results))?;
+    write_chart(
+        &args.out,
+        "accuracy_vs_rs",
+        &lab_core::dst::accuracy_vs_explored_chart(&results),
+    )?;
     let curves: Vec<_> = results
         .iter()
         .map(|r| (lab_core::dst::dst_label(r), r.training.curve.clone()))

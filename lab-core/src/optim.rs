@@ -23,31 +23,14 @@ const BETA_1: f32 = 0.9;
 const BETA_2: f32 = 0.999;
 const EPSILON: f32 = 1e-8;
 
-/// The state of one parameter, flattened.
-#[derive(Clone)]
-enum Moments {
-    Adam { first: Tensor<1>, second: Tensor<1> },
-    Sgd { velocity: Tensor<1> },
-}
+/// The state of one parameter, flattened: Adam's first and second moments, or SGD's
+/// velocity ([`moment_names`]).
+type Moments = Vec<Tensor<1>>;
 
-impl Moments {
-    fn tensors(&self) -> Vec<(&'static str, &Tensor<1>)> {
-        match self {
-            Moments::Adam { first, second } => vec![("first", first), ("second", second)],
-            Moments::Sgd { velocity } => vec![("velocity", velocity)],
-        }
-    }
-
-    fn map(self, f: impl Fn(Tensor<1>) -> Tensor<1>) -> Moments {
-        match self {
-            Moments::Adam { first, second } => Moments::Adam {
-                first: f(first),
-                second: f(second),
-            },
-            Moments::Sgd { velocity } => Moments::Sgd {
-                velocity: f(velocity),
-            },
-        }
+fn moment_names(kind: OptimizerKind) -> &'static [&'static str] {
+    match kind {
+        OptimizerKind::Adam => &["first", "second"],
+        OptimizerKind::Sgd => &["velocity"],
     }
 }
 
@@ -101,7 +84,9 @@ impl LabOptimizer {
     pub fn mask_state(&mut self, mask: &DeviceMask) {
         for (path, moments) in self.state.iter_mut() {
             if let Some(keep) = mask.flat(path) {
-                *moments = moments.clone().map(|t| t * keep.clone());
+                for moment in moments.iter_mut() {
+                    *moment = moment.clone() * keep.clone();
+                }
             }
         }
     }
@@ -110,7 +95,7 @@ impl LabOptimizer {
     pub async fn read_state(&self) -> Result<OptimizerState, DeviceError> {
         let mut tensors = Weights::new();
         for (path, moments) in &self.state {
-            for (name, tensor) in moments.tensors() {
+            for (name, tensor) in moment_names(self.kind).iter().zip(moments) {
                 let values = tensor
                     .clone()
                     .into_data_async()
@@ -147,16 +132,15 @@ impl LabOptimizer {
         }
         let mut restored = HashMap::new();
         for (path, moments) in paths {
-            let moments = match self.kind {
-                OptimizerKind::Adam => Moments::Adam {
-                    first: upload(moments.get("first")?),
-                    second: upload(moments.get("second")?),
-                },
-                OptimizerKind::Sgd => Moments::Sgd {
-                    velocity: upload(moments.get("velocity")?),
-                },
-            };
-            restored.insert(path.to_string(), moments);
+            let names = moment_names(self.kind);
+            if moments.len() != names.len() {
+                return None;
+            }
+            let tensors = names
+                .iter()
+                .map(|name| moments.get(name).map(|t| upload(t)))
+                .collect::<Option<Moments>>()?;
+            restored.insert(path.to_string(), tensors);
         }
         self.state = restored;
         self.time = state.time;
@@ -246,34 +230,29 @@ impl ModuleMapper for Updater<'_> {
         let size = dims.iter().product::<usize>();
         let optimizer = &mut *self.optimizer;
         let state = optimizer.state.remove(&path);
-        let (updated, moments) = match (optimizer.kind, state) {
-            (OptimizerKind::Adam, state) => {
-                let state = match state {
-                    Some(Moments::Adam { first, second }) => {
-                        Some((first.reshape(dims), second.reshape(dims)))
-                    }
-                    _ => None,
-                };
+        let state = state.map(|moments| {
+            moments
+                .into_iter()
+                .map(|m| m.reshape(dims))
+                .collect::<Vec<_>>()
+        });
+        let (updated, moments) = match optimizer.kind {
+            OptimizerKind::Adam => {
+                let state = state.map(|mut m| {
+                    let second = m.pop().expect("two moments");
+                    (m.pop().expect("two moments"), second)
+                });
                 let (updated, first, second) =
                     optimizer.adam(self.learning_rate, value, grad, state);
-                let moments = Moments::Adam {
-                    first: first.reshape([size]),
-                    second: second.reshape([size]),
-                };
-                (updated, moments)
+                (updated, vec![first, second])
             }
-            (OptimizerKind::Sgd, state) => {
-                let velocity = match state {
-                    Some(Moments::Sgd { velocity }) => Some(velocity.reshape(dims)),
-                    _ => None,
-                };
+            OptimizerKind::Sgd => {
+                let velocity = state.and_then(|mut m| m.pop());
                 let (updated, velocity) = optimizer.sgd(self.learning_rate, value, grad, velocity);
-                let moments = Moments::Sgd {
-                    velocity: velocity.reshape([size]),
-                };
-                (updated, moments)
+                (updated, vec![velocity])
             }
         };
+        let moments = moments.into_iter().map(|m| m.reshape([size])).collect();
         optimizer.state.insert(path, moments);
         let mut updated = Tensor::from_inner(updated);
         if require_grad {

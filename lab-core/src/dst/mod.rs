@@ -419,6 +419,37 @@ fn by_method(
     }
 }
 
+/// Test accuracy at early stop vs the final Rs, one line per method and density (ITOP's
+/// figure: runs of a sweep over ΔT or batch size, or seeds, as points).
+pub fn accuracy_vs_explored_chart(results: &[DstResult]) -> Chart {
+    let mut groups: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for r in results {
+        let label = format!("{} {}%", r.method, percent(100.0 * r.density));
+        let point = (100.0 * r.explored, 100.0 * r.training.test_accuracy);
+        match groups.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, points)) => points.push(point),
+            None => groups.push((label, vec![point])),
+        }
+    }
+    Chart {
+        title: "Test accuracy vs ITOP rate Rs".into(),
+        x_label: "Rs at the end (%)".into(),
+        y_label: "test accuracy (%)".into(),
+        log_x: false,
+        legend_top: false,
+        series: groups
+            .into_iter()
+            .map(|(label, mut points)| {
+                points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                Series {
+                    label,
+                    points: points.into_iter().map(|(x, y)| (x, y, y, y)).collect(),
+                }
+            })
+            .collect(),
+    }
+}
+
 /// A markdown table of runs.
 pub fn table(results: &[DstResult]) -> String {
     let mut out = String::from(
