@@ -24,6 +24,7 @@ function readForm() {
   const global = form.get('strategy') === 'imp-global';
   return {
     strategy: form.get('strategy'),
+    density: Number(form.get('density')),
     backend: form.get('backend'),
     imp: {
       model: form.get('model'),

@@ -99,6 +99,36 @@ pub fn pai(experiment: &PaiExperiment, data: &Mnist) -> Result<PaiResult, PaiErr
     Ok(result)
 }
 
+/// Runs (or reads back) one sparse-training experiment (static, SET, RigL, GMP) on the CPU.
+pub fn dst(
+    experiment: &crate::dst::DstExperiment,
+    data: &Mnist,
+) -> Result<crate::dst::DstResult, crate::dst::DstError> {
+    let (device, backend) = cpu();
+    let data = data.limited(experiment.train_subset, experiment.eval_subset);
+    let prepared = Prepared::new(&data, &device);
+    let mut store = DirStore::new(records_dir());
+    let mut progress = Progress::default();
+    let result = crate::block_on(crate::dst::run_dst::<Net>(
+        experiment,
+        None,
+        &prepared,
+        &device,
+        backend.name(),
+        &mut store,
+        &mut progress,
+    ))?;
+    println!(
+        "{}: Rs {:.2}%, test accuracy {:.2}% (early stop {}), training FLOPs {:.3}× dense",
+        experiment.label(),
+        100.0 * result.explored,
+        100.0 * result.training.test_accuracy,
+        result.training.early_stop_iteration,
+        result.relative_training_flops
+    );
+    Ok(result)
+}
+
 /// Prints a line per round and a few evaluations per run (cells show output as it comes).
 #[derive(Default)]
 pub struct Progress {

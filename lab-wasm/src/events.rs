@@ -107,6 +107,14 @@ impl Observer for JsObserver {
         self.emit("eval", json!({ "point": point }));
     }
 
+    fn on_mask_update(&mut self, update: &lab_core::dst::MaskUpdate, mask: &Mask) {
+        // The first layer's connections per input pixel, for the page's live picture.
+        self.emit(
+            "mask-update",
+            json!({ "update": update, "connections": mask.input_connections() }),
+        );
+    }
+
     fn cancelled(&self) -> bool {
         self.cancel.get()
     }

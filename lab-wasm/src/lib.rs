@@ -20,6 +20,7 @@ use lab_core::backend::BackendKind;
 use lab_core::burn::tensor::activation::softmax;
 use lab_core::burn::tensor::{Device, Tensor, TensorData};
 use lab_core::data::{Checksums, DatasetKind, Mnist};
+use lab_core::dst::{DstExperiment, DstResult, MaskUpdate, Method, run_dst};
 use lab_core::imp::ImpObserver;
 use lab_core::imp::{Control, ImpConfig, run_experiment};
 use lab_core::model::{Classifier, ModelKind, Net, init_model};
@@ -59,6 +60,13 @@ fn start() {
 #[wasm_bindgen]
 pub fn scores() -> JsValue {
     let names: Vec<Value> = Score::ALL.into_iter().map(|s| s.name().into()).collect();
+    events::to_js(&Value::Array(names))
+}
+
+/// The sparse-training methods, from lab-core's list: `["static", "set", "rigl", "gmp"]`.
+#[wasm_bindgen]
+pub fn methods() -> JsValue {
+    let names: Vec<Value> = Method::ALL.into_iter().map(|m| m.name().into()).collect();
     events::to_js(&Value::Array(names))
 }
 
@@ -375,6 +383,61 @@ impl Lab {
                 &json!({ "report": report, "results": results }),
             ))
         }))
+    }
+
+    /// Runs one sparse-training experiment (`DstExperiment` JSON over its defaults; an
+    /// initial mask from a ticket is a CLI feature). Emits `mask-update` events (`{update,
+    /// connections}`: the update with Rs, the first layer's connections per pixel) and
+    /// resolves to its `DstResult` (`lth dst`'s report is a list of them).
+    #[wasm_bindgen(js_name = runDst)]
+    pub fn run_dst(&self, experiment: JsValue, on_event: Function) -> Result<Promise, JsValue> {
+        let experiment = with_defaults(&DstExperiment::new(), from_js(&experiment)?)
+            .map_err(|e| js_error(format!("bad experiment: {e}")))?;
+        if experiment.initial_mask.is_some() {
+            return Err(js_error("the page starts DST from random masks only"));
+        }
+        let (backend, data, busy) = self.begin()?;
+        let mut store = self.store.clone();
+        let mut observer = JsObserver::new(on_event, self.cancel.clone(), self.trained.clone());
+        observer.context = json!({ "method": experiment.sparse.method.name(), "density": experiment.sparse.density });
+        observer.model = experiment.model;
+        Ok(future_to_promise(async move {
+            let _busy = busy;
+            let data = data.limited(experiment.train_subset, experiment.eval_subset);
+            let prepared = Prepared::new(&data, &backend.device);
+            let result: DstResult = run_dst::<Net>(
+                &experiment,
+                None,
+                &prepared,
+                &backend.device,
+                backend.kind.name(),
+                &mut store,
+                &mut observer,
+            )
+            .await
+            .map_err(js_error)?;
+            Ok(events::to_js(
+                &serde_json::to_value(&result).map_err(js_error)?,
+            ))
+        }))
+    }
+
+    /// The SVG of a sparse-training run so far: test accuracy and Rs against the iteration,
+    /// from `{curve, initial_density, updates}` (a `DstResult`'s fields or the live events).
+    #[wasm_bindgen(js_name = dstChartSvg)]
+    pub fn dst_chart_svg(progress: JsValue) -> Result<String, JsValue> {
+        #[derive(serde::Deserialize)]
+        struct Progress {
+            curve: Vec<lab_core::train::EvalPoint>,
+            initial_density: f64,
+            updates: Vec<MaskUpdate>,
+        }
+        let progress: Progress = from_js(&progress)?;
+        Ok(plot::to_svg(&lab_core::dst::progress_chart(
+            &progress.curve,
+            progress.initial_density,
+            &progress.updates,
+        )))
     }
 
     /// The report of the latest IMP run so far (finished rounds only), or undefined.

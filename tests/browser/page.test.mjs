@@ -39,7 +39,7 @@ try {
   // The model list is lab-core's registry (the ViT included), the default still chosen; the
   // pruning-at-init strategies are lab-core's scores.
   const registry = await page.evaluate(() => ({
-    models: window.lth.wasm.models().map((m) => m.name), scores: window.lth.wasm.scores(),
+    models: window.lth.wasm.models().map((m) => m.name), scores: window.lth.wasm.scores(), methods: window.lth.wasm.methods(),
   }));
   assert.ok(registry.models.includes('vit') && registry.scores.includes('prospr'), JSON.stringify(registry));
   const models = await page.$$eval('select[name=model] option', (options) =>
@@ -138,6 +138,38 @@ try {
   // The picture and the digit pad now use the last SynFlow network, not the IMP ticket.
   const paiPicture = await page.evaluate(() => window.lth.lab.firstLayer().counts.reduce((a, b) => a + b, 0));
   assert.equal(paiPicture, pai.rounds[1].layers[0].remaining_weights);
+
+  // 5b. Dynamic sparse training: RigL at 5% moves the mask, Rs rises and is drawn live,
+  // the connections picture follows the moving mask, and report.json is `lth dst`'s.
+  const methods = await page.$$eval('select[name=strategy] option', (options) =>
+    options.map((o) => o.value).filter((v) => v.startsWith('dst-')));
+  assert.deepEqual(methods, registry.methods.map((m) => `dst-${m}`));
+  await page.selectOption('select[name=strategy]', 'dst-rigl');
+  await page.fill('input[name=density]', '0.05');
+  await page.fill('input[name=iterations]', '200');
+  await page.evaluate(() => { window.lth.maskUpdates = []; window.lth.onEvent = (e) => { if (e.type === 'mask-update') window.lth.maskUpdates.push(e); }; });
+  await page.click('#run');
+  assert.equal(await waitForState(['done', 'error'], 300_000), 'done', await page.textContent('#status'));
+  const updates = await page.evaluate(() => window.lth.maskUpdates);
+  // 200 iterations, ΔT = 10, updates before 75%: 10, 20, …, 140.
+  assert.deepEqual(updates.map((e) => e.update.iteration), [10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140]);
+  const rs = updates.map((e) => e.update.explored);
+  assert.ok(rs.every((r, i) => i === 0 || r >= rs[i - 1]), `Rs falls: ${rs}`);
+  assert.ok(rs.at(-1) > 0.06, `RigL explored only ${rs.at(-1)}`);
+  assert.ok(updates.every((e) => Math.abs(e.update.density - updates[0].update.density) < 1e-12), 'RigL keeps its density');
+  const pixels = (e) => e.connections.counts.reduce((a, b) => a + b, 0);
+  assert.ok(updates.every((e) => pixels(e) === pixels(updates[0])), 'the first layer keeps its count while connections move');
+  assert.notDeepEqual(updates[0].connections.counts, updates.at(-1).connections.counts, 'the connections did not move');
+  assert.ok(!(await page.isHidden('#dst')), 'the Rs chart is hidden');
+  assert.ok((await page.innerHTML('#dst-chart')).includes('Rs (weights ever active)'));
+  const dstSaved = JSON.parse(await page.evaluate(async () => (await fetch(document.getElementById('download').href)).text()));
+  assert.equal(dstSaved.length, 1);
+  assert.equal(dstSaved[0].method, 'rigl');
+  assert.equal(dstSaved[0].explored, rs.at(-1));
+  assert.ok(dstSaved[0].training.test_accuracy > 0.5, `${dstSaved[0].training.test_accuracy}`);
+  assert.equal(await page.textContent('#download-format'), 'lth dst');
+  await page.evaluate(() => { window.lth.onEvent = null; });
+  await page.selectOption('select[name=strategy]', 'imp-per-layer');
 
   // 6. WebGPU device lost mid-run: the page resumes on the CPU from the finished rounds.
   await page.goto(`${server.url}?test&backend=auto`);

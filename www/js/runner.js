@@ -25,7 +25,30 @@ function died() {
   return new Promise((_, reject) => { state.abortRun = reject; });
 }
 
+/// One sparse-training run; its result becomes a one-round report for the table and pad.
+async function sparseTraining(settings) {
+  state.runsTotal = 1;
+  const iterations = settings.imp.train.iterations;
+  const sparse = {
+    method: settings.strategy.replace('dst-', ''),
+    density: settings.density,
+    // About 20 updates per run (RigL's ΔT = 100 at 2,000 iterations and more).
+    update_every: Math.max(5, Math.min(100, Math.round(iterations / 20))),
+  };
+  state.dst = { curve: [], initial_density: sparse.method === 'gmp' ? 1 : settings.density, updates: [] };
+  const result = await state.lab.runDst({
+    model: settings.imp.model,
+    sparse,
+    train: settings.imp.train,
+    eval_subset: settings.imp.eval_subset,
+  }, notify);
+  state.dstResults = [result];
+  state.dst = { curve: result.training.curve, initial_density: result.initial_density, updates: result.updates };
+  return { run: result.run, config: settings.imp, backend: result.backend, rounds: [result.training], controls: {} };
+}
+
 async function work(settings) {
+  if (settings.strategy.startsWith('dst-')) return sparseTraining(settings);
   if (!settings.strategy.startsWith('pai-')) {
     state.runsTotal = settings.imp.rounds * (1 + settings.imp.controls.length);
     return state.lab.runImp(settings.imp, notify);
@@ -47,6 +70,8 @@ async function work(settings) {
 async function runOnce(settings) {
   state.report = { run: '', config: settings.imp, backend: state.lab.backend, rounds: [], controls: {} };
   state.paiResults = null;
+  state.dstResults = null;
+  state.dst = null;
   state.runsDone = 0;
   // A late trap of an abandoned instance must not reach a later run: each run owns its race.
   state.report = await Promise.race([work(settings), died()]);

@@ -16,6 +16,8 @@ export const state = {
   moduleGeneration: 0,
   report: null,        // the report shown (ImpReport shape)
   paiResults: null,    // a PaI strategy's results, `lth pai`'s report.json (null for IMP)
+  dst: null,           // a sparse-training run as it goes: {curve, initial_density, updates}
+  dstResults: null,    // its result, `lth dst`'s report.json (null otherwise)
   runsDone: 0,
   runsTotal: 1,
   abortRun: null,      // rejects the race of the run in progress

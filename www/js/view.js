@@ -20,6 +20,8 @@ export function fillListsFromRegistry() {
   const strategies = document.querySelector('#experiment select[name=strategy]');
   strategies.append(...state.wasm.scores().map((score) =>
     new Option(`At init: ${score}${score === 'synflow' ? ' (iterative)' : ''}, at each round's density`, `pai-${score}`)));
+  strategies.append(...state.wasm.methods().map((method) =>
+    new Option(`Sparse training: ${method}${method === 'gmp' ? ' (dense start, gradual pruning)' : ''}, at the density below`, `dst-${method}`)));
   models.dataset.fromRegistry = 'yes';
 }
 
@@ -30,6 +32,18 @@ export function showEvent(event) {
       `${event.branch}: round ${event.round}, ${(100 * event.weights_remaining).toFixed(1)}% of weights`;
   } else if (event.type === 'step') {
     $('progress').value = (state.runsDone + event.iteration / event.total) / state.runsTotal;
+  } else if (event.type === 'mask-update' && state.dst) {
+    state.dst.updates.push(event.update);
+    showSparseTraining();
+    if (event.connections) drawConnections(event.connections);
+  } else if (event.type === 'eval' && state.dst) {
+    state.dst.curve.push(event.point);
+    showSparseTraining();
+    $('progress-text').textContent = `${event.context.method} at ${(100 * event.context.density).toFixed(1)}%: ` +
+      `iteration ${event.point.iteration}, test accuracy ${(100 * event.point.test_accuracy).toFixed(1)}%, ` +
+      `Rs ${(100 * (state.dst.updates.at(-1)?.explored ?? state.dst.initial_density)).toFixed(1)}%`;
+  } else if (event.type === 'round' && state.dst) {
+    state.runsDone += 1;
   } else if (event.type === 'round') {
     state.runsDone += 1;
     $('progress').value = state.runsDone / state.runsTotal;
@@ -43,6 +57,12 @@ export function showEvent(event) {
     $('progress-text').textContent = `${event.context.score} at 10^-${event.context.compression.toFixed(2)}: ` +
       `iteration ${event.point.iteration}, test accuracy ${(100 * event.point.test_accuracy).toFixed(1)}%`;
   }
+}
+
+/// The live accuracy-and-Rs chart of a sparse-training run.
+function showSparseTraining() {
+  $('dst').hidden = false;
+  $('dst-chart').innerHTML = state.wasm.Lab.dstChartSvg(state.dst);
 }
 
 export function showReport() {
@@ -61,31 +81,42 @@ export function showReport() {
       r.early_stop_iteration, ...r.layers.map((l) => (100 * l.remaining).toFixed(1) + '%')];
     for (const c of cells) row.insertCell().textContent = c;
   }
-  // The download has the CLI's format: `lth imp`'s report, or `lth pai`'s list of results.
-  const saved = state.paiResults ?? report;
+  $('dst').hidden = !state.dst;
+  if (state.dst) showSparseTraining();
+  // The download has the CLI's format: `lth imp`'s report, or `lth pai`'s or `lth dst`'s
+  // list of results.
+  const saved = state.dstResults ?? state.paiResults ?? report;
   $('report').textContent = JSON.stringify(saved, null, 1).slice(0, 20000);
   const blob = new Blob([JSON.stringify(saved, null, 2)], { type: 'application/json' });
   $('download').href = URL.createObjectURL(blob);
-  $('download-format').textContent = state.paiResults ? 'lth pai' : 'lth imp';
+  $('download-format').textContent = state.dstResults ? 'lth dst' : state.paiResults ? 'lth pai' : 'lth imp';
   drawFirstLayer();
+}
+
+/// Per input pixel, how many first-layer units connect to it (`{inputs, units, counts}`).
+function drawConnections(picture) {
+  const connections = $('connections').getContext('2d');
+  const side = Math.round(Math.sqrt(picture.inputs));
+  const heat = connections.createImageData(side, side);
+  // Sparse masks are faint at full scale: scale to the densest pixel.
+  const top = Math.max(1, ...picture.counts);
+  picture.counts.forEach((count, i) => {
+    const v = Math.round(255 * count / top);
+    heat.data.set([v, v, v, 255], 4 * i);
+  });
+  drawScaled(connections, heat, 224 / side);
 }
 
 function drawFirstLayer() {
   const picture = state.lab.firstLayer();
-  const connections = $('connections').getContext('2d');
   const units = $('units').getContext('2d');
   if (!picture) {
-    connections.clearRect(0, 0, 224, 224);
+    $('connections').getContext('2d').clearRect(0, 0, 224, 224);
     units.clearRect(0, 0, 560, 420);
     return;
   }
+  drawConnections(picture);
   const side = Math.round(Math.sqrt(picture.inputs));
-  const heat = connections.createImageData(side, side);
-  picture.counts.forEach((count, i) => {
-    const v = Math.round(255 * count / picture.units);
-    heat.data.set([v, v, v, 255], 4 * i);
-  });
-  drawScaled(connections, heat, 224 / side);
   const columns = 20;
   const grid = units.createImageData(columns * side, Math.ceil(picture.units / columns) * side);
   for (let u = 0; u < picture.units; u++) {

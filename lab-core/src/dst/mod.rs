@@ -354,6 +354,48 @@ fn percent(value: f64) -> String {
     text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
+/// One run as it trains: test accuracy and Rs (both in %) against the iteration, from its
+/// curve and mask updates so far (the page draws it live).
+pub fn progress_chart(
+    curve: &[crate::train::EvalPoint],
+    initial_density: f64,
+    updates: &[MaskUpdate],
+) -> Chart {
+    let accuracy = curve
+        .iter()
+        .map(|p| {
+            let y = 100.0 * p.test_accuracy;
+            (p.iteration as f64, y, y, y)
+        })
+        .collect();
+    let first = 100.0 * initial_density;
+    let mut explored = vec![(0.0, first, first, first)];
+    explored.extend(updates.iter().map(|u| {
+        let y = 100.0 * u.explored;
+        (u.iteration as f64, y, y, y)
+    }));
+    if let (Some(last), Some(point)) = (explored.last().copied(), curve.last()) {
+        explored.push((point.iteration as f64, last.1, last.1, last.1));
+    }
+    Chart {
+        title: "Test accuracy and ITOP rate Rs".into(),
+        x_label: "iteration".into(),
+        y_label: "%".into(),
+        log_x: false,
+        legend_top: false,
+        series: vec![
+            Series {
+                label: "test accuracy".into(),
+                points: accuracy,
+            },
+            Series {
+                label: "Rs (weights ever active)".into(),
+                points: explored,
+            },
+        ],
+    }
+}
+
 /// A run's label in charts and tables.
 pub fn dst_label(result: &DstResult) -> String {
     format!(
