@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lab_core::dst::{DstConfig, DstExperiment, DstResult, mask_digest};
+use lab_core::dst::{Comparison, DstConfig, DstExperiment, DstResult, mask_digest};
 use lab_core::model::Net;
 use lab_core::store::DirStore;
 use lab_core::ticket::Ticket;
@@ -49,7 +49,7 @@ pub struct DstArgs {
     #[arg(long)]
     explore_first: bool,
     /// Start from the mask of a ticket (an IMP or PaI ticket.safetensors) instead of a random
-    /// one (static, set, rigl).
+    /// one (static, set, rigl); the density is then the mask's (--density is ignored).
     #[arg(long)]
     mask_from: Option<PathBuf>,
     #[arg(long, default_value_t = ModelArg(DstExperiment::new().model))]
@@ -89,6 +89,10 @@ pub struct DstArgs {
     /// Checkpoint every N iterations (0 = never): a killed run resumes where it was.
     #[arg(long, default_value_t = 1000)]
     checkpoint_every: usize,
+    /// Add another method's points to the accuracy and cost charts: an `lth imp` report.json
+    /// (the ticket at each round) or an `lth pai` report.json (one line per score). Repeatable.
+    #[arg(long)]
+    compare: Vec<PathBuf>,
     /// Output: report.json, table.md, charts (accuracy, cost, rs, curves), records/.
     #[arg(long, default_value = "runs/dst")]
     out: PathBuf,
@@ -111,11 +115,15 @@ pub fn run(args: &DstArgs) -> Result<()> {
     let data = data.limited(args.train_subset, args.eval_subset);
     // What an epoch is: the training set after the validation hold-out and --train-subset.
     let train_examples = data.train.len();
+    let densities = match &given {
+        Some(mask) => vec![mask.density()],
+        None => args.density.clone(),
+    };
     let mut experiments = Vec::new();
     for &seed in &args.seed {
         for &batch_size in &args.batch_size {
             for method in args.method.iter().map(|m| m.0) {
-                for &density in &args.density {
+                for &density in &densities {
                     for &update_every in &args.update_every {
                         let sparse = DstConfig::new()
                             .with_method(method)
@@ -195,14 +203,35 @@ pub fn run(args: &DstArgs) -> Result<()> {
         write_json(&args.out.join("report.json"), &results)?;
     }
     progress.finish();
+    let mut comparisons = Vec::new();
+    for path in &args.compare {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        if let Ok(report) = serde_json::from_str::<lab_core::record::ImpReport>(&text) {
+            comparisons.push(Comparison::from_imp(&report));
+        } else {
+            let results: Vec<lab_core::pai::PaiResult> =
+                serde_json::from_str(&text).with_context(|| {
+                    format!(
+                        "{} is neither an `lth imp` nor an `lth pai` report",
+                        path.display()
+                    )
+                })?;
+            comparisons.extend(Comparison::from_pai(&results));
+        }
+    }
     let table = lab_core::dst::table(&results);
     write_file(&args.out.join("table.md"), &table)?;
     write_chart(
         &args.out,
         "accuracy",
-        &lab_core::dst::accuracy_chart(&results),
+        &lab_core::dst::accuracy_chart(&results, &comparisons),
     )?;
-    write_chart(&args.out, "cost", &lab_core::dst::cost_chart(&results))?;
+    write_chart(
+        &args.out,
+        "cost",
+        &lab_core::dst::cost_chart(&results, &comparisons),
+    )?;
     write_chart(&args.out, "rs", &lab_core::dst::explored_chart(&results))?;
     write_chart(
         &args.out,

@@ -207,6 +207,123 @@ fn overlap_of_nested_imp_masks_is_their_size_ratio() {
 
 /// Starts `lth imp`, waits until `round-01/<file>` exists in its records, then kills it
 /// (SIGKILL) and checks the kill interrupted it. Returns the file's path.
+/// `lth dst`: a sweep of methods writes one result each with its Rs, the tables and charts;
+/// an IMP ticket's mask can start a run; an `lth imp` report joins the comparison charts;
+/// a rerun reads every result back from the records.
+#[test]
+fn dst_sweeps_methods_reports_rs_and_compares_with_imp() {
+    let out = scratch("dst");
+    let imp_out = out.join("imp");
+    assert!(imp(&imp_out, "2", &[]).status().unwrap().success());
+    let dst = |extra: &[&str]| {
+        let mut cmd = Command::new(lth());
+        cmd.args(["dst", "--quiet", "--update-every", "25", "--out"])
+            .arg(&out)
+            .args(QUICK)
+            .args(extra);
+        let output = cmd.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    };
+    let compare = imp_out.join("report.json");
+    let compare = compare.to_str().unwrap();
+    let started = Instant::now();
+    dst(&[
+        "--method",
+        "static,set,rigl,gmp",
+        "--density",
+        "0.05",
+        "--compare",
+        compare,
+    ]);
+    let first_run = started.elapsed();
+    let results = report(&out);
+    let results = results.as_array().unwrap();
+    let by = |m: &str| results.iter().find(|r| r["method"] == m).unwrap().clone();
+    assert_eq!(results.len(), 4);
+    // 150 iterations, ΔT = 25, updates before 75% (112): 25, 50, 75, 100.
+    for method in ["set", "rigl"] {
+        let updates: Vec<u64> = by(method)["updates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["iteration"].as_u64().unwrap())
+            .collect();
+        assert_eq!(updates, [25, 50, 75, 100], "{method}");
+        assert!(by(method)["explored"].as_f64().unwrap() > 0.05);
+    }
+    assert_eq!(
+        by("static")["explored"].as_f64().unwrap(),
+        by("static")["initial_density"].as_f64().unwrap()
+    );
+    assert_eq!(by("gmp")["explored"], 1.0);
+    for r in results {
+        assert!(
+            (r["training"]["weights_remaining"].as_f64().unwrap() - 0.05).abs() < 0.001,
+            "{r}"
+        );
+        assert!(r["training"]["test_accuracy"].as_f64().unwrap() > 0.5);
+    }
+    for file in [
+        "table.md",
+        "accuracy.svg",
+        "cost.svg",
+        "rs.svg",
+        "accuracy_vs_rs.svg",
+        "curves.svg",
+    ] {
+        assert!(out.join(file).exists(), "{file}");
+    }
+    let accuracy = std::fs::read_to_string(out.join("accuracy.svg")).unwrap();
+    assert!(accuracy.contains("imp ticket") && accuracy.contains("rigl"));
+    // A rerun trains nothing: the same results, read back.
+    let started = Instant::now();
+    dst(&["--method", "static,set,rigl,gmp", "--density", "0.05"]);
+    assert!(started.elapsed() < first_run / 2, "the rerun trained again");
+    assert_eq!(
+        strip_timing(&Value::Array(
+            results.iter().map(|r| r["training"].clone()).collect()
+        )),
+        strip_timing(&Value::Array(
+            report(&out)
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["training"].clone())
+                .collect()
+        ))
+    );
+    // RigL from the IMP round-1 ticket's mask: it starts at that mask's density.
+    let ticket = imp_out.join("records");
+    let ticket = std::fs::read_dir(&ticket)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("round-01/ticket.safetensors");
+    dst(&[
+        "--method",
+        "rigl",
+        "--density",
+        "0.05",
+        "--mask-from",
+        ticket.to_str().unwrap(),
+    ]);
+    let from_ticket = &report(&out)[0];
+    let imp_round_1 = report(&imp_out)["rounds"][1]["weights_remaining"]
+        .as_f64()
+        .unwrap();
+    assert_eq!(
+        from_ticket["initial_density"].as_f64().unwrap(),
+        imp_round_1
+    );
+}
+
 fn kill_when_round_1_has(out: &Path, rounds: &str, extra: &[&str], file: &str) -> PathBuf {
     let mut child = imp(out, rounds, extra)
         .stdout(Stdio::null())

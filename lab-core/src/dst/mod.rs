@@ -115,6 +115,9 @@ pub struct DstResult {
     pub update_every: usize,
     pub drop_fraction: f64,
     pub batch_size: usize,
+    /// The experiment's seed (θ0, initial mask, growth, data order).
+    #[serde(default)]
+    pub seed: u64,
     pub backend: String,
     /// Density of the mask training started from (1 for GMP).
     pub initial_density: f64,
@@ -211,7 +214,11 @@ pub async fn run_dst<M: Architecture>(
     };
     crate::store::claim_backend(store, &keys.run, backend)?;
     if let Some(done) = read_json::<DstResult>(store, &keys.result()) {
-        return Ok(done?);
+        // The run's name is its config's hash: the seed of a record without one is this.
+        return Ok(DstResult {
+            seed: experiment.seed,
+            ..done?
+        });
     }
     write_json(store, &keys.config(), experiment)?;
     let device = device.clone().autodiff();
@@ -300,6 +307,7 @@ pub async fn run_dst<M: Architecture>(
         update_every: sparse.update_every,
         drop_fraction: sparse.drop_fraction,
         batch_size: experiment.train.batch_size,
+        seed: experiment.seed,
         backend: backend.into(),
         initial_density: initial.density(),
         explored: explored.density(),
@@ -407,36 +415,101 @@ pub fn dst_label(result: &DstResult) -> String {
     )
 }
 
-/// Test accuracy at early stop vs target density, one line per method.
-pub fn accuracy_chart(results: &[DstResult]) -> Chart {
+/// Another way to a sparse network, for the comparison charts: points of (density, test
+/// accuracy at early stop, training FLOPs relative to one dense training of the same steps).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    pub label: String,
+    pub points: Vec<(f64, f64, f64)>,
+}
+
+impl Comparison {
+    /// IMP's ticket at each round; its cost is every training up to that round (each at its
+    /// round's density, rewound rounds from their rewind iteration).
+    pub fn from_imp(report: &crate::record::ImpReport) -> Self {
+        let iterations = report
+            .rounds
+            .first()
+            .and_then(|r| r.curve.last())
+            .map_or(1, |p| p.iteration)
+            .max(1);
+        let mut cost = 0.0;
+        let points = report
+            .rounds
+            .iter()
+            .map(|r| {
+                let start = r.curve.first().map_or(0, |p| p.iteration);
+                cost += r.weights_remaining * iterations.saturating_sub(start) as f64
+                    / iterations as f64;
+                (r.weights_remaining, r.test_accuracy, cost)
+            })
+            .collect();
+        Self {
+            label: "imp ticket".into(),
+            points,
+        }
+    }
+
+    /// Pruning at initialisation, one comparison per score; a collapsed network is at chance.
+    pub fn from_pai(results: &[crate::pai::PaiResult]) -> Vec<Self> {
+        let mut comparisons: Vec<Self> = Vec::new();
+        for r in results {
+            let label = format!("pai {}", r.score);
+            let point = (r.weights_remaining, r.test_accuracy(), r.weights_remaining);
+            match comparisons.iter_mut().find(|c| c.label == label) {
+                Some(c) => c.points.push(point),
+                None => comparisons.push(Self {
+                    label,
+                    points: vec![point],
+                }),
+            }
+        }
+        comparisons
+    }
+}
+
+/// Test accuracy at early stop vs density, one line per method (mean, min and max over
+/// seeds) and per comparison.
+pub fn accuracy_chart(results: &[DstResult], comparisons: &[Comparison]) -> Chart {
     by_method(
         results,
+        comparisons,
         "Test accuracy at early stop",
         "test accuracy (%)",
         |r| 100.0 * r.training.test_accuracy,
+        |p| 100.0 * p.1,
     )
 }
 
-/// Relative training FLOPs vs target density, one line per method.
-pub fn cost_chart(results: &[DstResult]) -> Chart {
-    by_method(
+/// Relative training FLOPs vs density, one line per method and per comparison.
+pub fn cost_chart(results: &[DstResult], comparisons: &[Comparison]) -> Chart {
+    let mut chart = by_method(
         results,
+        comparisons,
         "Training FLOPs relative to dense",
-        "training FLOPs (× dense)",
+        "training FLOPs (× one dense training)",
         |r| r.relative_training_flops,
-    )
+        |p| p.2,
+    );
+    chart.legend_top = true;
+    chart
 }
 
 fn by_method(
     results: &[DstResult],
+    comparisons: &[Comparison],
     title: &str,
     y_label: &str,
     y: impl Fn(&DstResult) -> f64,
+    comparison_y: impl Fn(&(f64, f64, f64)) -> f64,
 ) -> Chart {
-    let mut methods: Vec<&str> = results.iter().map(|r| r.method.as_str()).collect();
-    methods.dedup();
-    methods.sort();
-    methods.dedup();
+    // In the order they first appear (static, set, rigl, gmp for a default sweep).
+    let mut methods: Vec<&str> = Vec::new();
+    for r in results {
+        if !methods.contains(&r.method.as_str()) {
+            methods.push(&r.method);
+        }
+    }
     Chart {
         title: title.into(),
         x_label: "% of weights active (log)".into(),
@@ -446,17 +519,48 @@ fn by_method(
         series: methods
             .iter()
             .map(|&method| {
-                let mut points: Vec<(f64, f64)> = results
+                // Mean, min and max over the runs (seeds) of each density.
+                let mut densities: Vec<f64> = results
                     .iter()
                     .filter(|r| r.method == method)
-                    .map(|r| (100.0 * r.density, y(r)))
+                    .map(|r| r.density)
+                    .collect();
+                densities.sort_by(f64::total_cmp);
+                densities.dedup();
+                let points = densities
+                    .iter()
+                    .map(|&density| {
+                        let values: Vec<f64> = results
+                            .iter()
+                            .filter(|r| r.method == method && r.density == density)
+                            .map(&y)
+                            .collect();
+                        let mean = values.iter().sum::<f64>() / values.len() as f64;
+                        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+                        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                        (100.0 * density, mean, min, max)
+                    })
+                    .collect();
+                Series {
+                    label: method.into(),
+                    points,
+                }
+            })
+            .chain(comparisons.iter().map(|c| {
+                let mut points: Vec<(f64, f64, f64, f64)> = c
+                    .points
+                    .iter()
+                    .map(|p| {
+                        let value = comparison_y(p);
+                        (100.0 * p.0, value, value, value)
+                    })
                     .collect();
                 points.sort_by(|a, b| a.0.total_cmp(&b.0));
                 Series {
-                    label: method.into(),
-                    points: points.into_iter().map(|(x, y)| (x, y, y, y)).collect(),
+                    label: c.label.clone(),
+                    points,
                 }
-            })
+            }))
             .collect(),
     }
 }
@@ -495,17 +599,18 @@ pub fn accuracy_vs_explored_chart(results: &[DstResult]) -> Chart {
 /// A markdown table of runs.
 pub fn table(results: &[DstResult]) -> String {
     let mut out = String::from(
-        "| method | density | ΔT | α | batch | Rs | test acc (early stop) | early stop | final test acc | train FLOPs × dense | wall s |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| method | density | ΔT | α | batch | seed | Rs | test acc (early stop) | early stop | final test acc | train FLOPs × dense | wall s |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in results {
         out.push_str(&format!(
-            "| {} | {:.1}% | {} | {} | {} | {:.1}% | {:.2}% | {} | {:.2}% | {:.3} | {:.0} |\n",
+            "| {} | {:.1}% | {} | {} | {} | {} | {:.1}% | {:.2}% | {} | {:.2}% | {:.3} | {:.0} |\n",
             r.method,
             100.0 * r.density,
             r.update_every,
             r.drop_fraction,
             r.batch_size,
+            r.seed,
             100.0 * r.explored,
             100.0 * r.training.test_accuracy,
             r.training.early_stop_iteration,
