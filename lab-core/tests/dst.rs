@@ -384,3 +384,84 @@ fn a_stopped_dst_run_resumes_with_identical_results() {
     assert_eq!(store.read(&keys.mask()), fresh_store.read(&keys.mask()));
     assert!(!store.exists(&keys.checkpoint()));
 }
+
+/// A mask change zeroes the optimiser state of every weight it leaves inactive (so a weight
+/// grown later starts from zero moments) and leaves the others' state alone.
+#[test]
+fn a_new_mask_zeroes_the_optimizer_state_of_inactive_weights() {
+    let device = device().autodiff();
+    let data = common::mnist();
+    let model: Net = init_model(ModelKind::Lenet300, 2, &device);
+    let mut optimizer = LabOptimizer::new(OptimizerKind::Adam, 0.9);
+    let indices: Vec<usize> = (0..60).collect();
+    let (x, y) = batch_tensors(&data.train, &indices, &device);
+    let grads = GradientsParams::from_grads(cross_entropy(model.forward(x), y).backward(), &model);
+    let _ = optimizer.step(1e-3, model.clone(), grads);
+    let dense = Mask::dense_for(&model);
+    let policy = policy(DstConfig::new().with_density(0.1), &dense, 0);
+    let mask = random_mask(&dense, &policy.densities, 5);
+    optimizer.mask_state(&mask.to_device(&device));
+    let state = block_on(optimizer.read_state()).unwrap();
+    for layer in &mask.layers {
+        for moment in ["first", "second"] {
+            let values = &state.tensors[&format!("{}/{moment}", layer.name)].values;
+            let mut active_nonzero = 0;
+            for (i, &keep) in layer.keep.iter().enumerate() {
+                if keep {
+                    active_nonzero += usize::from(values[i] != 0.0);
+                } else {
+                    assert_eq!(values[i], 0.0, "{} {moment}[{i}]", layer.name);
+                }
+            }
+            assert!(
+                active_nonzero > layer.remaining() / 2,
+                "{} {moment}: active state lost",
+                layer.name
+            );
+        }
+    }
+    // Unmasked parameters (biases) keep their state.
+    assert!(
+        state.tensors["layers.0.bias/first"]
+            .values
+            .iter()
+            .any(|&v| v != 0.0)
+    );
+}
+
+/// RigL's growth signal is the step's dense gradient: the one a plain backward pass gives,
+/// bit for bit, non-zero at inactive weights (which the optimiser never sees).
+#[test]
+fn the_update_step_reads_the_dense_gradient() {
+    let device = device().autodiff();
+    let data = common::mnist();
+    let model: Net = init_model(ModelKind::Lenet300, 2, &device);
+    let dense = Mask::dense_for(&model);
+    let policy = policy(DstConfig::new().with_density(0.1), &dense, 0);
+    let mask = random_mask(&dense, &policy.densities, 5);
+    let (mut stepper, model) =
+        lab_core::train::Stepper::new(model, Some(&mask), &TrainConfig::new(), &device);
+    let indices: Vec<usize> = (0..60).collect();
+    let (x, y) = batch_tensors(&data.train, &indices, &device);
+    let reference = GradientsParams::from_grads(
+        cross_entropy(model.forward(x.clone()), y.clone()).backward(),
+        &model,
+    );
+    let reference = block_on(lab_core::params::read_gradients(&model, &reference, &|p| {
+        mask.layer(p).is_some()
+    }))
+    .unwrap();
+    let (_, read) = block_on(stepper.step_reading_gradient(model, x, y, 1e-3, &mask)).unwrap();
+    assert_eq!(read, reference);
+    let layer = &mask.layers[1];
+    let inactive_nonzero = layer
+        .keep
+        .iter()
+        .zip(&read[&layer.name].values)
+        .filter(|&(&k, &g)| !k && g != 0.0)
+        .count();
+    assert!(
+        inactive_nonzero > (layer.total() - layer.remaining()) / 2,
+        "{inactive_nonzero}"
+    );
+}

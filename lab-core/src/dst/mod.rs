@@ -127,8 +127,9 @@ pub struct DstResult {
     pub updates: Vec<MaskUpdate>,
     /// Theoretical training FLOPs relative to dense training of the same steps, counting
     /// prunable weights (exact for MLPs; conv weights differ in cost): 3 weight-passes per
-    /// step at the current density, and at RigL's updates a dense gradient instead of one
-    /// sparse pass (the paper's accounting).
+    /// step at the current density, and at RigL's updates a dense weight gradient instead of
+    /// one sparse pass. RigL's paper has (3 f_S ΔT + 2 f_S + f_D)/(ΔT + 1) because its update
+    /// iteration does not train; here it does, so a cycle costs 3 f_S ΔT − f_S + f_D.
     pub relative_training_flops: f64,
     /// The run's training at its final mask (curve, early stop, per-layer density).
     pub training: RoundResult,

@@ -1,6 +1,26 @@
 //! Mask policies: what the training loop asks, at scheduled iterations, for the next mask.
 //! A fixed mask (IMP, PaI, static sparse), SET, RigL and GMP are all policies of one loop
 //! ([`crate::train::train_scheduled`]).
+//!
+//! Choices, against the reference code (google-research/rigl, the ITOP code's sparselearning,
+//! TensorFlow's model_pruning):
+//! - An update iteration trains its batch and then changes the mask (ITOP's order); RigL's TF
+//!   code spends the update iteration on the mask alone. Updates fall at ΔT, 2ΔT, … strictly
+//!   before the end (RigL's paper, t < T_end; its code also updates at step 0).
+//! - α decays on RigL's cosine to 0 at the end; ITOP's schedule keeps a floor of 0.005 and
+//!   never stops. Drops per layer are ⌊α · active⌋ (RigL; ITOP rounds up), by |w|, ties by
+//!   position (RigL adds tiny noise). Growth is among every weight the drop left inactive,
+//!   the just-dropped included; one regrown in the same update keeps its value and moments
+//!   (RigL's `reinit_when_same = False`). SET grows an exact count uniformly at random (ITOP
+//!   draws Bernoulli), RigL the largest |dense gradient| of the update step's batch.
+//! - `explore_first` is ITOP's growth of never-active weights first; the lab also offers it
+//!   to RigL (an extension: no reference does that).
+//! - GMP is exact and only prunes: each update keeps the largest |w| among the active at
+//!   Zhu & Gupta's cubic density, with a last update at the end iteration itself, so it hits
+//!   the target even when the schedule is not a multiple of ΔT (TensorFlow's histogram
+//!   threshold over all weights may revive pruned ones and miss the end).
+//! - Grown weights start at 0 with zero moments while Adam's bias correction keeps the
+//!   run's step count (as TensorFlow's and PyTorch's Adam with reset slots do).
 
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +69,8 @@ pub struct MaskUpdate {
     pub density: f64,
     /// The ITOP rate Rs: fraction of the masked weights ever active, after the update.
     pub explored: f64,
+    /// Net changes of the mask: a weight dropped and regrown in the same update (RigL's
+    /// candidates include the just-dropped) counts in neither.
     pub dropped: usize,
     pub grown: usize,
 }
@@ -173,6 +195,12 @@ impl DstConfig {
         (self.end_fraction * total as f64).round() as usize
     }
 
+    /// GMP's last pruning iteration: at least 1, so a schedule that ends at 0 still prunes
+    /// (after the first step) instead of staying dense.
+    fn gmp_end_iteration(&self, total: usize) -> usize {
+        self.end_iteration(total).max(1)
+    }
+
     fn gmp_start_iteration(&self, total: usize) -> usize {
         (self.gmp_start_fraction * total as f64).round() as usize
     }
@@ -192,7 +220,10 @@ impl DstConfig {
     /// GMP's density of a layer whose final density is `target` at `iteration`: Zhu &
     /// Gupta's cubic d_t = d_f + (1 − d_f)(1 − p)³, p the share of the schedule done.
     pub fn gmp_density_at(&self, target: f64, iteration: usize, total: usize) -> f64 {
-        let (start, end) = (self.gmp_start_iteration(total), self.end_iteration(total));
+        let (start, end) = (
+            self.gmp_start_iteration(total),
+            self.gmp_end_iteration(total),
+        );
         let done = if iteration >= end {
             1.0
         } else if iteration <= start {
@@ -285,7 +316,7 @@ impl MaskPolicy for DstPolicy {
             Method::Gmp => {
                 let (start, end) = (
                     config.gmp_start_iteration(total),
-                    config.end_iteration(total),
+                    config.gmp_end_iteration(total),
                 );
                 (iteration >= start
                     && iteration <= end
@@ -316,7 +347,8 @@ impl MaskPolicy for DstPolicy {
                 }
                 Method::Set | Method::Rigl => {
                     let alpha = config.drop_fraction_at(context.iteration, context.total);
-                    let count = (alpha * layer.remaining() as f64).floor() as usize;
+                    // RigL truncates (ITOP rounds up); the epsilon keeps 0.29 · 100 at 29.
+                    let count = (alpha * layer.remaining() as f64 + 1e-9).floor() as usize;
                     let dropped = drop_smallest(layer, weights, count);
                     if config.method == Method::Set {
                         let mut rng = Rng::for_purpose(
