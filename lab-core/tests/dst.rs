@@ -339,42 +339,26 @@ fn a_stopped_dst_run_resumes_with_identical_results() {
         )
         .with_train(TrainConfig::new().with_iterations(60).with_eval_every(20))
         .with_checkpoint_every(20);
+    let run = |store: &mut MemoryStore, stop_after: usize| {
+        block_on(run_dst::<Net>(
+            &experiment,
+            None,
+            &data,
+            &device,
+            "ndarray",
+            store,
+            &mut StopAt(stop_after),
+        ))
+    };
     let mut fresh_store = MemoryStore::default();
-    let fresh = block_on(run_dst::<Net>(
-        &experiment,
-        None,
-        &data,
-        &device,
-        "ndarray",
-        &mut fresh_store,
-        &mut StopAt(usize::MAX),
-    ))
-    .unwrap();
+    let fresh = run(&mut fresh_store, usize::MAX).unwrap();
     let mut store = MemoryStore::default();
-    let stopped = block_on(run_dst::<Net>(
-        &experiment,
-        None,
-        &data,
-        &device,
-        "ndarray",
-        &mut store,
-        &mut StopAt(45),
-    ));
-    assert!(stopped.is_err());
+    assert!(run(&mut store, 45).is_err());
     let keys = DstKeys {
         run: experiment.run_name(),
     };
     assert!(store.exists(&keys.checkpoint()));
-    let resumed = block_on(run_dst::<Net>(
-        &experiment,
-        None,
-        &data,
-        &device,
-        "ndarray",
-        &mut store,
-        &mut StopAt(usize::MAX),
-    ))
-    .unwrap();
+    let resumed = run(&mut store, usize::MAX).unwrap();
     let strip = |mut r: lab_core::dst::DstResult| {
         r.training.wall_seconds = 0.0;
         r.training.time = Default::default();

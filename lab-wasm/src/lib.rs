@@ -20,11 +20,11 @@ use lab_core::backend::BackendKind;
 use lab_core::burn::tensor::activation::softmax;
 use lab_core::burn::tensor::{Device, Tensor, TensorData};
 use lab_core::data::{Checksums, DatasetKind, Mnist};
-use lab_core::dst::{DstExperiment, DstResult, MaskUpdate, Method, run_dst};
+use lab_core::dst::{DstExperiment, MaskUpdate, Method, run_dst};
 use lab_core::imp::ImpObserver;
 use lab_core::imp::{Control, ImpConfig, run_experiment};
 use lab_core::model::{Classifier, ModelKind, Net, init_model};
-use lab_core::pai::{PaiConfig, PaiExperiment, PaiResult, Score, run_pai};
+use lab_core::pai::{PaiConfig, PaiExperiment, Score, run_pai};
 use lab_core::params::load_weights;
 use lab_core::plot;
 use lab_core::record::{ImpReport, RoundResult, with_defaults};
@@ -291,29 +291,26 @@ impl Lab {
     pub fn run_pai(&self, experiment: JsValue, on_event: Function) -> Result<Promise, JsValue> {
         let experiment = with_defaults(&PaiExperiment::default(), from_js(&experiment)?)
             .map_err(|e| js_error(format!("bad experiment: {e}")))?;
-        let (backend, data, busy) = self.begin()?;
-        let mut store = self.store.clone();
-        let mut observer = JsObserver::new(on_event, self.cancel.clone(), self.trained.clone());
-        observer.context = json!({ "score": experiment.pai.score.name(), "compression": experiment.pai.compression });
-        observer.model = experiment.model;
-        Ok(future_to_promise(async move {
-            let _busy = busy;
-            let data = data.limited(experiment.train_subset, experiment.eval_subset);
-            let prepared = Prepared::new(&data, &backend.device);
-            let result: PaiResult = run_pai::<Net>(
-                &experiment,
-                &prepared,
-                &backend.device,
-                backend.kind.name(),
-                &mut store,
-                &mut observer,
-            )
-            .await
-            .map_err(js_error)?;
-            Ok(events::to_js(
-                &serde_json::to_value(&result).map_err(js_error)?,
-            ))
-        }))
+        let context = json!({ "score": experiment.pai.score.name(), "compression": experiment.pai.compression });
+        let subsets = (experiment.train_subset, experiment.eval_subset);
+        self.run_single(
+            on_event,
+            context,
+            experiment.model,
+            subsets,
+            move |mut run| async move {
+                run_pai::<Net>(
+                    &experiment,
+                    &run.prepared,
+                    &run.backend.device,
+                    run.backend.kind.name(),
+                    &mut run.store,
+                    &mut run.observer,
+                )
+                .await
+                .map_err(js_error)
+            },
+        )
     }
 
     /// Pruning at initialisation at the densities of IMP's rounds (0.8^k for k < `rounds`),
@@ -396,30 +393,27 @@ impl Lab {
         if experiment.initial_mask.is_some() {
             return Err(js_error("the page starts DST from random masks only"));
         }
-        let (backend, data, busy) = self.begin()?;
-        let mut store = self.store.clone();
-        let mut observer = JsObserver::new(on_event, self.cancel.clone(), self.trained.clone());
-        observer.context = json!({ "method": experiment.sparse.method.name(), "density": experiment.sparse.density });
-        observer.model = experiment.model;
-        Ok(future_to_promise(async move {
-            let _busy = busy;
-            let data = data.limited(experiment.train_subset, experiment.eval_subset);
-            let prepared = Prepared::new(&data, &backend.device);
-            let result: DstResult = run_dst::<Net>(
-                &experiment,
-                None,
-                &prepared,
-                &backend.device,
-                backend.kind.name(),
-                &mut store,
-                &mut observer,
-            )
-            .await
-            .map_err(js_error)?;
-            Ok(events::to_js(
-                &serde_json::to_value(&result).map_err(js_error)?,
-            ))
-        }))
+        let context = json!({ "method": experiment.sparse.method.name(), "density": experiment.sparse.density });
+        let subsets = (experiment.train_subset, experiment.eval_subset);
+        self.run_single(
+            on_event,
+            context,
+            experiment.model,
+            subsets,
+            move |mut run| async move {
+                run_dst::<Net>(
+                    &experiment,
+                    None,
+                    &run.prepared,
+                    &run.backend.device,
+                    run.backend.kind.name(),
+                    &mut run.store,
+                    &mut run.observer,
+                )
+                .await
+                .map_err(js_error)
+            },
+        )
     }
 
     /// The SVG of a sparse-training run so far: test accuracy and Rs against the iteration,
@@ -577,6 +571,44 @@ impl Lab {
     }
 
     /// Checks that a run can start and marks the lab busy.
+    /// Runs one experiment (`run`) on the lab's backend and data (limited to `subsets`, train
+    /// and evaluation), with an observer that sends `on_event` the `context`; the promise
+    /// resolves to the result as JSON.
+    fn run_single<T, F, Fut>(
+        &self,
+        on_event: Function,
+        context: Value,
+        model: ModelKind,
+        subsets: (Option<usize>, Option<usize>),
+        run: F,
+    ) -> Result<Promise, JsValue>
+    where
+        T: serde::Serialize,
+        F: FnOnce(SingleRun) -> Fut + 'static,
+        Fut: std::future::Future<Output = Result<T, JsValue>> + 'static,
+    {
+        let (backend, data, busy) = self.begin()?;
+        let mut observer = JsObserver::new(on_event, self.cancel.clone(), self.trained.clone());
+        observer.context = context;
+        observer.model = model;
+        let store = self.store.clone();
+        Ok(future_to_promise(async move {
+            let _busy = busy;
+            let data = data.limited(subsets.0, subsets.1);
+            let prepared = Prepared::new(&data, &backend.device);
+            let single = SingleRun {
+                backend,
+                prepared,
+                store,
+                observer,
+            };
+            let result = run(single).await?;
+            Ok(events::to_js(
+                &serde_json::to_value(&result).map_err(js_error)?,
+            ))
+        }))
+    }
+
     fn begin(&self) -> Result<(Rc<Backend>, Rc<Mnist>, Busy), JsValue> {
         if self.running.get() {
             return Err(js_error(
@@ -593,6 +625,14 @@ impl Lab {
         self.running.set(true);
         Ok((backend, data, Busy(self.running.clone())))
     }
+}
+
+/// What [`Lab::run_single`] hands its experiment.
+struct SingleRun {
+    backend: Rc<Backend>,
+    prepared: Prepared,
+    store: JsStore,
+    observer: JsObserver,
 }
 
 fn finished_rounds(finished: &[(String, RoundResult)], branch: &str) -> Vec<RoundResult> {
