@@ -682,6 +682,7 @@ pub fn sweep_chart(results: &[PaiResult]) -> crate::plot::Chart {
         x_label: "compression C (density 10^-C)".into(),
         y_label: "test accuracy (%)".into(),
         log_x: false,
+        log_y: false,
         legend_top: true,
         series: scores
             .iter()

@@ -20,18 +20,25 @@ pub struct Chart {
     pub x_label: String,
     pub y_label: String,
     pub log_x: bool,
+    /// A log y axis (costs that span orders of magnitude).
+    pub log_y: bool,
     pub series: Vec<Series>,
     /// Where the legend goes: lines that fall to the right want it at the top.
     pub legend_top: bool,
 }
 
-const COLORS: [RGBColor; 6] = [
+// matplotlib's tab10, so ten lines (methods and comparisons) stay apart.
+const COLORS: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
     RGBColor(255, 127, 14),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
 ];
 
 fn bounds(chart: &Chart) -> ((f64, f64), (f64, f64)) {
@@ -49,6 +56,9 @@ fn bounds(chart: &Chart) -> ((f64, f64), (f64, f64)) {
     if x0 == x1 {
         x0 *= 0.9;
         x1 = x1 * 1.1 + 1e-9;
+    }
+    if chart.log_y && y0 > 0.0 {
+        return ((x0, x1), (y0 / 1.2, y1 * 1.2));
     }
     let pad = ((y1 - y0) * 0.08).max(1e-3);
     ((x0, x1), (y0 - pad, y1 + pad))
@@ -123,10 +133,15 @@ fn draw<DB: DrawingBackend>(
                 .draw()?;
         }};
     }
-    if chart.log_x {
-        body!(builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1)?);
-    } else {
-        body!(builder.build_cartesian_2d(x0..x1, y0..y1)?);
+    // A log axis needs positive values: a chart with a value ≤ 0 is drawn linear.
+    let log_y = chart.log_y && y0 > 0.0;
+    match (chart.log_x, log_y) {
+        (true, true) => {
+            body!(builder.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())?)
+        }
+        (true, false) => body!(builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1)?),
+        (false, true) => body!(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale())?),
+        (false, false) => body!(builder.build_cartesian_2d(x0..x1, y0..y1)?),
     }
     root.present()?;
     Ok(())
@@ -195,6 +210,7 @@ pub fn accuracy_vs_remaining(groups: &[(String, Vec<Vec<RoundResult>>)]) -> Char
         x_label: "% of weights remaining (log)".into(),
         y_label: "test accuracy (%)".into(),
         log_x: true,
+        log_y: false,
         legend_top: false,
         series: groups
             .iter()
@@ -213,6 +229,7 @@ pub fn early_stop_vs_remaining(groups: &[(String, Vec<Vec<RoundResult>>)]) -> Ch
         x_label: "% of weights remaining (log)".into(),
         y_label: "iteration".into(),
         log_x: true,
+        log_y: false,
         legend_top: false,
         series: groups
             .iter()
@@ -231,6 +248,7 @@ pub fn training_curves(curves: &[(String, Vec<EvalPoint>)]) -> Chart {
         x_label: "iteration".into(),
         y_label: "test accuracy (%)".into(),
         log_x: false,
+        log_y: false,
         legend_top: false,
         series: curves
             .iter()

@@ -335,6 +335,7 @@ pub fn explored_chart(results: &[DstResult]) -> Chart {
         x_label: "iteration".into(),
         y_label: "Rs (%)".into(),
         log_x: false,
+        log_y: false,
         legend_top: false,
         series: results
             .iter()
@@ -391,6 +392,7 @@ pub fn progress_chart(
         x_label: "iteration".into(),
         y_label: "%".into(),
         log_x: false,
+        log_y: false,
         legend_top: false,
         series: vec![
             Series {
@@ -488,11 +490,11 @@ pub fn cost_chart(results: &[DstResult], comparisons: &[Comparison]) -> Chart {
         results,
         comparisons,
         "Training FLOPs relative to dense",
-        "training FLOPs (× one dense training)",
+        "training FLOPs (× one dense training, log)",
         |r| r.relative_training_flops,
         |p| p.2,
     );
-    chart.legend_top = true;
+    chart.log_y = true;
     chart
 }
 
@@ -516,6 +518,7 @@ fn by_method(
         x_label: "% of weights active (log)".into(),
         y_label: y_label.into(),
         log_x: true,
+        log_y: false,
         legend_top: false,
         series: methods
             .iter()
@@ -583,6 +586,7 @@ pub fn accuracy_vs_explored_chart(results: &[DstResult]) -> Chart {
         x_label: "Rs at the end (%)".into(),
         y_label: "test accuracy (%)".into(),
         log_x: false,
+        log_y: false,
         legend_top: false,
         series: groups
             .into_iter()
