@@ -449,3 +449,53 @@ fn the_update_step_reads_the_dense_gradient() {
         "{inactive_nonzero}"
     );
 }
+
+/// Early stop chooses among networks at the final density: from GMP's last pruning on, and
+/// anywhere when the density never changes (static, SET, RigL).
+#[test]
+fn early_stop_waits_for_the_final_density() {
+    let update = |iteration, density| MaskUpdate {
+        iteration,
+        density,
+        explored: 1.0,
+        dropped: 0,
+        grown: 0,
+    };
+    let gmp = [update(10, 0.8), update(20, 0.4), update(30, 0.1)];
+    assert_eq!(lab_core::dst::settled_iteration(1.0, &gmp), 30);
+    let set = [update(10, 0.1), update(20, 0.1)];
+    assert_eq!(lab_core::dst::settled_iteration(0.1, &set), 0);
+    assert_eq!(lab_core::dst::settled_iteration(0.1, &[]), 0);
+    // A run on real MNIST: GMP's reported early stop is at or after its end (75%).
+    let device = device();
+    let data = prepared(&device);
+    let experiment = DstExperiment::new()
+        .with_sparse(
+            DstConfig::new()
+                .with_method(Method::Gmp)
+                .with_density(0.05)
+                .with_update_every(10),
+        )
+        .with_train(TrainConfig::new().with_iterations(80).with_eval_every(10));
+    let result = block_on(run_dst::<Net>(
+        &experiment,
+        None,
+        &data,
+        &device,
+        "ndarray",
+        &mut MemoryStore::default(),
+        &mut Watch {
+            initial: Mask { layers: vec![] },
+            previous: Mask::dense_for(&init_model::<Net>(ModelKind::Lenet300, 0, &device)),
+            updates: Vec::new(),
+        },
+    ))
+    .unwrap();
+    assert!(
+        result.training.early_stop_iteration >= 60,
+        "{}",
+        result.training.early_stop_iteration
+    );
+    let density: f64 = result.training.weights_remaining;
+    assert!((density - 0.05).abs() < 1e-3);
+}

@@ -198,6 +198,23 @@ pub fn relative_training_flops(
     cost / (3.0 * steps as f64)
 }
 
+/// The first iteration from which the mask has its final density: 0 when the density never
+/// changes (static, SET, RigL), GMP's last pruning otherwise.
+pub fn settled_iteration(initial_density: f64, updates: &[MaskUpdate]) -> usize {
+    let Some(last) = updates.last() else {
+        return 0;
+    };
+    if last.density == initial_density && updates.iter().all(|u| u.density == initial_density) {
+        return 0;
+    }
+    updates
+        .iter()
+        .rev()
+        .take_while(|u| u.density == last.density)
+        .last()
+        .map_or(0, |u| u.iteration)
+}
+
 /// Runs (or reads back from `store`) one sparse-training run. `given_mask` is the initial
 /// mask the experiment's `initial_mask` digest names.
 pub async fn run_dst<M: Architecture>(
@@ -277,7 +294,25 @@ pub async fn run_dst<M: Architecture>(
         }),
         policy: Some(&policy),
     };
-    let outcome = train_scheduled(model, Some(&initial), data, &train, schedule, observer).await?;
+    let mut outcome =
+        train_scheduled(model, Some(&initial), data, &train, schedule, observer).await?;
+    // Early stop picks among the networks at the final density: GMP's minimum validation
+    // loss may fall while it is still denser than its target.
+    let settled = settled_iteration(initial.density(), &outcome.mask_updates);
+    if let Some(best) = outcome
+        .curve
+        .iter()
+        .filter(|p| p.iteration >= settled)
+        .reduce(|best, p| {
+            if p.validation_loss < best.validation_loss {
+                p
+            } else {
+                best
+            }
+        })
+    {
+        outcome.early_stop = *best;
+    }
     let final_mask = outcome.final_mask.clone().unwrap_or(initial.clone());
     let explored = outcome.explored.clone().unwrap_or(initial.clone());
     let trained = read_weights(&outcome.model).await?;
@@ -328,8 +363,27 @@ pub async fn run_dst<M: Architecture>(
     Ok(result)
 }
 
-/// Rs over training, one line per run (the ITOP figure).
+/// Rs over training, one line per setting (the first seed of each; seeds differ little in
+/// Rs), at most about 50 points a line.
 pub fn explored_chart(results: &[DstResult]) -> Chart {
+    let mut series: Vec<Series> = Vec::new();
+    for r in results {
+        let label = dst_label(r);
+        if series.iter().any(|s| s.label == label) {
+            continue;
+        }
+        let end = r.training.curve.last().map_or(0, |p| p.iteration);
+        let mut chart = progress_chart(&r.training.curve, r.initial_density, &r.updates);
+        let mut points = chart.series.remove(1).points;
+        let stride = points.len().div_ceil(50).max(1);
+        let last = *points.last().expect("a start point");
+        points = points.into_iter().step_by(stride).collect();
+        if points.last() != Some(&last) {
+            points.push(last);
+        }
+        debug_assert!(points.last().is_some_and(|p| p.0 == end as f64 || end == 0));
+        series.push(Series { label, points });
+    }
     Chart {
         title: "ITOP rate Rs (share of weights ever active)".into(),
         x_label: "iteration".into(),
@@ -337,24 +391,7 @@ pub fn explored_chart(results: &[DstResult]) -> Chart {
         log_x: false,
         log_y: false,
         legend_top: false,
-        series: results
-            .iter()
-            .map(|r| {
-                let first = 100.0 * r.initial_density;
-                let mut points = vec![(0.0, first, first, first)];
-                points.extend(r.updates.iter().map(|u| {
-                    let y = 100.0 * u.explored;
-                    (u.iteration as f64, y, y, y)
-                }));
-                let end = r.training.curve.last().map_or(0, |p| p.iteration) as f64;
-                let last = points.last().expect("one point").1;
-                points.push((end, last, last, last));
-                Series {
-                    label: dst_label(r),
-                    points,
-                }
-            })
-            .collect(),
+        series,
     }
 }
 
@@ -570,16 +607,40 @@ fn by_method(
 }
 
 /// Test accuracy at early stop vs the final Rs, one line per method and density (ITOP's
-/// figure: runs of a sweep over ΔT or batch size, or seeds, as points).
+/// figure): each point is one setting of a sweep (ΔT, batch size), at the mean over its
+/// seeds, with the seeds' min and max accuracy as the bar.
 pub fn accuracy_vs_explored_chart(results: &[DstResult]) -> Chart {
-    let mut groups: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    // (line label, setting) → (Rs, accuracy) of each seed.
+    let mut settings: Vec<(String, (usize, usize), Vec<(f64, f64)>)> = Vec::new();
     for r in results {
         let label = format!("{} {}%", r.method, percent(100.0 * r.density));
+        let setting = (r.update_every, r.batch_size);
         let point = (100.0 * r.explored, 100.0 * r.training.test_accuracy);
-        match groups.iter_mut().find(|(l, _)| *l == label) {
-            Some((_, points)) => points.push(point),
-            None => groups.push((label, vec![point])),
+        match settings
+            .iter_mut()
+            .find(|(l, s, _)| *l == label && *s == setting)
+        {
+            Some((_, _, points)) => points.push(point),
+            None => settings.push((label, setting, vec![point])),
         }
+    }
+    let mut lines: Vec<Series> = Vec::new();
+    for (label, _, points) in settings {
+        let n = points.len() as f64;
+        let rs = points.iter().map(|p| p.0).sum::<f64>() / n;
+        let mean = points.iter().map(|p| p.1).sum::<f64>() / n;
+        let min = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+        let max = points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+        match lines.iter_mut().find(|s| s.label == label) {
+            Some(series) => series.points.push((rs, mean, min, max)),
+            None => lines.push(Series {
+                label,
+                points: vec![(rs, mean, min, max)],
+            }),
+        }
+    }
+    for series in &mut lines {
+        series.points.sort_by(|a, b| a.0.total_cmp(&b.0));
     }
     Chart {
         title: "Test accuracy vs ITOP rate Rs".into(),
@@ -588,16 +649,7 @@ pub fn accuracy_vs_explored_chart(results: &[DstResult]) -> Chart {
         log_x: false,
         log_y: false,
         legend_top: false,
-        series: groups
-            .into_iter()
-            .map(|(label, mut points)| {
-                points.sort_by(|a, b| a.0.total_cmp(&b.0));
-                Series {
-                    label,
-                    points: points.into_iter().map(|(x, y)| (x, y, y, y)).collect(),
-                }
-            })
-            .collect(),
+        series: lines,
     }
 }
 
