@@ -610,8 +610,9 @@ fn by_method(
 /// figure): each point is one setting of a sweep (ΔT, batch size), at the mean over its
 /// seeds, with the seeds' min and max accuracy as the bar.
 pub fn accuracy_vs_explored_chart(results: &[DstResult]) -> Chart {
-    // (line label, setting) → (Rs, accuracy) of each seed.
-    let mut settings: Vec<(String, (usize, usize), Vec<(f64, f64)>)> = Vec::new();
+    /// A line's label, a setting (ΔT, batch size), and (Rs, accuracy) of each seed.
+    type Setting = (String, (usize, usize), Vec<(f64, f64)>);
+    let mut settings: Vec<Setting> = Vec::new();
     for r in results {
         let label = format!("{} {}%", r.method, percent(100.0 * r.density));
         let setting = (r.update_every, r.batch_size);
