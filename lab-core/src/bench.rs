@@ -107,14 +107,14 @@ pub fn dst_throughput(
     density: f64,
     steps: usize,
 ) -> Result<DstThroughput, crate::train::TrainError> {
-    use crate::dst::{DstConfig, DstPolicy, layer_densities, random_mask};
+    use crate::dst::{DstConfig, DstPolicy, random_mask};
     use crate::train::{Prepared, Schedule, Silent, train_scheduled};
     let device = device.clone().autodiff();
     let prepared = Prepared::new(&data.subset(data.train.len(), 100, 100), &device);
     let model: Net = init_model(ModelKind::Lenet300, 0, &device);
     let dense = Mask::dense_for(&model);
     let config = DstConfig::new().with_method(method).with_density(density);
-    let densities = layer_densities(&dense, density, config.distribution)?;
+    let densities = config.densities(&dense)?;
     let mask = match method {
         crate::dst::Method::Gmp => dense.clone(),
         _ => random_mask(&dense, &densities, 0),
@@ -123,6 +123,7 @@ pub fn dst_throughput(
         config,
         densities,
         seed: 0,
+        initial_weights: None,
     };
     let run = |iterations: usize| {
         let train = TrainConfig::new()

@@ -629,6 +629,9 @@ pub async fn train_scheduled<M: Classifier>(
                 gradient: gradient.as_ref(),
             });
             let (dropped, grown) = changes(&d.mask, &next);
+            if let Some(values) = p.grow_values() {
+                model = load_weights(model, &with_grown_values(weights, &d.mask, &next, values));
+            }
             explore(&mut d.explored, &next);
             model = stepper.set_mask(model, &next, &device);
             let update = MaskUpdate {
@@ -716,6 +719,23 @@ pub async fn train_scheduled<M: Classifier>(
         mask_updates,
         resumed_wall_seconds: earlier_wall,
     })
+}
+
+/// `weights` with each connection that `next` activates and `mask` did not set to its value
+/// in `values` (a grow policy other than zero).
+fn with_grown_values(mut weights: Weights, mask: &Mask, next: &Mask, values: &Weights) -> Weights {
+    for (old, new) in mask.layers.iter().zip(&next.layers) {
+        let (Some(target), Some(source)) = (weights.get_mut(&new.name), values.get(&new.name))
+        else {
+            continue;
+        };
+        for (i, (&was, &is)) in old.keep.iter().zip(&new.keep).enumerate() {
+            if is && !was {
+                target.values[i] = source.values[i];
+            }
+        }
+    }
+    weights
 }
 
 fn check(point: EvalPoint) -> Result<EvalPoint, TrainError> {

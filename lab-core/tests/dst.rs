@@ -9,7 +9,7 @@ use lab_core::burn::tensor::Device;
 use lab_core::dst::policy::UpdateContext;
 use lab_core::dst::{
     Distribution, DstConfig, DstExperiment, DstKeys, DstPolicy, MaskPolicy, MaskUpdate, Method,
-    layer_densities, random_mask, run_dst,
+    random_mask, run_dst,
 };
 use lab_core::imp::ImpObserver;
 use lab_core::mask::{LayerMask, Mask};
@@ -108,9 +108,10 @@ impl ImpObserver for Watch {}
 
 fn policy(config: DstConfig, mask: &Mask, seed: u64) -> DstPolicy {
     DstPolicy {
-        densities: layer_densities(mask, config.density, config.distribution).unwrap(),
+        densities: config.densities(mask).unwrap(),
         config,
         seed,
+        initial_weights: None,
     }
 }
 
@@ -498,4 +499,77 @@ fn early_stop_waits_for_the_final_density() {
     );
     let density: f64 = result.training.weights_remaining;
     assert!((density - 0.05).abs() < 1e-3);
+}
+
+/// A grown connection starts at 0, or (`GrowInit::Initial`) at its θ0 value: with a learning
+/// rate of 1e-30, too small to move any weight measurably, the final weights show what
+/// growth wrote.
+#[test]
+fn grown_connections_start_from_zero_or_theta0() {
+    let device = device().autodiff();
+    let data = prepared(&device);
+    for grow_init in [
+        lab_core::dst::GrowInit::Zero,
+        lab_core::dst::GrowInit::Initial,
+    ] {
+        let model: Net = init_model(ModelKind::Lenet300, 4, &device);
+        let theta0 = block_on(read_weights(&model)).unwrap();
+        let dense = Mask::dense_for(&model);
+        let config = DstConfig::new()
+            .with_method(Method::Set)
+            .with_density(0.05)
+            .with_update_every(10)
+            .with_end_fraction(1.0)
+            .with_grow_init(grow_init);
+        let mut policy = policy(config, &dense, 4);
+        policy.initial_weights = Some(theta0.clone());
+        let initial = random_mask(&dense, &policy.densities, 4);
+        let train = TrainConfig::new()
+            .with_iterations(20)
+            .with_eval_every(20)
+            .with_learning_rate(1e-30);
+        let schedule = Schedule {
+            start: 0,
+            snapshot_at: None,
+            checkpoint: None,
+            policy: Some(&policy),
+        };
+        let outcome = block_on(train_scheduled(
+            model,
+            Some(&initial),
+            &data,
+            &train,
+            schedule,
+            &mut lab_core::train::Silent,
+        ))
+        .unwrap();
+        let last = outcome.final_mask.unwrap();
+        let weights = block_on(read_weights(&outcome.model)).unwrap();
+        let mut grown = 0;
+        for (before, after) in initial.layers.iter().zip(&last.layers) {
+            let values = &weights[&after.name].values;
+            for i in 0..after.keep.len() {
+                if after.keep[i] && !before.keep[i] {
+                    grown += 1;
+                    let expected = match grow_init {
+                        lab_core::dst::GrowInit::Zero => 0.0,
+                        lab_core::dst::GrowInit::Initial => theta0[&after.name].values[i],
+                    };
+                    // 1e-30 per step may move a weight at 0 off it, never by more.
+                    assert!(
+                        (values[i] - expected).abs() < 1e-20,
+                        "{grow_init:?} {} [{i}]: {} vs {expected}",
+                        after.name,
+                        values[i]
+                    );
+                } else if after.keep[i] {
+                    assert_eq!(
+                        values[i], theta0[&after.name].values[i],
+                        "a kept weight moved"
+                    );
+                }
+            }
+        }
+        assert!(grown > 1000, "{grown}");
+    }
 }

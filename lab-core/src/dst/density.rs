@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
 use crate::mask::Mask;
+use crate::prune::LayerRate;
 use crate::rng::Rng;
 
 /// The per-layer density of a sparse network at an overall density.
@@ -39,49 +40,91 @@ pub fn layer_densities(
     density: f64,
     distribution: Distribution,
 ) -> Result<Vec<f64>, ConfigError> {
+    layer_densities_with(mask, density, distribution, &[])
+}
+
+/// [`layer_densities`] with some layers' densities fixed by glob pattern (the first matching
+/// rule wins, e.g. `layers.0.*=1` keeps the first layer dense): the other layers share what
+/// is left of the overall budget by `distribution`. A pattern that names no layer, or fixed
+/// layers that alone exceed the budget, are errors.
+pub fn layer_densities_with(
+    mask: &Mask,
+    density: f64,
+    distribution: Distribution,
+    fixed: &[LayerRate],
+) -> Result<Vec<f64>, ConfigError> {
     if !(density > 0.0 && density <= 1.0) {
         return Err(ConfigError(format!(
             "density must be in (0, 1], got {density}"
         )));
     }
-    match distribution {
-        Distribution::Uniform => Ok(vec![density; mask.layers.len()]),
-        Distribution::Erk => {
-            let sizes: Vec<f64> = mask.layers.iter().map(|l| l.total() as f64).collect();
-            let raw: Vec<f64> = mask
-                .layers
-                .iter()
-                .map(|l| {
-                    let sum: usize = l.shape.iter().sum();
-                    sum as f64 / l.total().max(1) as f64
-                })
-                .collect();
-            let target = density * sizes.iter().sum::<f64>();
-            let mut dense = vec![false; sizes.len()];
-            loop {
-                let dense_weights: f64 = (0..sizes.len())
-                    .filter(|&i| dense[i])
-                    .map(|i| sizes[i])
-                    .sum();
-                let divisor: f64 = (0..sizes.len())
-                    .filter(|&i| !dense[i])
-                    .map(|i| raw[i] * sizes[i])
-                    .sum();
-                if divisor == 0.0 {
-                    return Ok(vec![1.0; sizes.len()]);
-                }
-                let epsilon = (target - dense_weights) / divisor;
-                let densest = (0..sizes.len())
-                    .filter(|&i| !dense[i])
-                    .max_by(|&a, &b| raw[a].total_cmp(&raw[b]))
-                    .expect("a sparse layer");
-                if epsilon * raw[densest] > 1.0 {
-                    dense[densest] = true;
-                } else {
-                    return Ok((0..sizes.len())
-                        .map(|i| if dense[i] { 1.0 } else { epsilon * raw[i] })
-                        .collect());
-                }
+    for rule in fixed {
+        if !(rule.rate > 0.0 && rule.rate <= 1.0) {
+            return Err(ConfigError(format!(
+                "layer density {}={} must be in (0, 1]",
+                rule.pattern, rule.rate
+            )));
+        }
+        if !mask.layers.iter().any(|l| rule.matches(&l.name)) {
+            return Err(ConfigError(format!(
+                "layer density pattern `{}` matches no layer",
+                rule.pattern
+            )));
+        }
+    }
+    let sizes: Vec<f64> = mask.layers.iter().map(|l| l.total() as f64).collect();
+    let mut assigned: Vec<Option<f64>> = mask
+        .layers
+        .iter()
+        .map(|l| fixed.iter().find(|r| r.matches(&l.name)).map(|r| r.rate))
+        .collect();
+    let target = density * sizes.iter().sum::<f64>();
+    let raw: Vec<f64> = match distribution {
+        Distribution::Uniform => vec![1.0; sizes.len()],
+        Distribution::Erk => mask
+            .layers
+            .iter()
+            .map(|l| {
+                let sum: usize = l.shape.iter().sum();
+                sum as f64 / l.total().max(1) as f64
+            })
+            .collect(),
+    };
+    loop {
+        let assigned_weights: f64 = assigned
+            .iter()
+            .zip(&sizes)
+            .filter_map(|(d, n)| d.map(|d| d * n))
+            .sum();
+        let free: Vec<usize> = (0..sizes.len())
+            .filter(|&i| assigned[i].is_none())
+            .collect();
+        let left = target - assigned_weights;
+        if left < -1e-9 * target {
+            return Err(ConfigError(format!(
+                "the fixed layer densities keep {assigned_weights:.0} weights, more than the \
+                 {target:.0} of density {density}"
+            )));
+        }
+        if free.is_empty() {
+            return Ok(assigned.into_iter().map(|d| d.unwrap_or(1.0)).collect());
+        }
+        let divisor: f64 = free.iter().map(|&i| raw[i] * sizes[i]).sum();
+        let epsilon = left.max(0.0) / divisor;
+        let densest = *free
+            .iter()
+            .max_by(|&&a, &&b| raw[a].total_cmp(&raw[b]))
+            .expect("a free layer");
+        if epsilon * raw[densest] > 1.0 {
+            if distribution == Distribution::Uniform {
+                return Err(ConfigError(format!(
+                    "the other layers cannot hold density {density} beside the fixed ones"
+                )));
+            }
+            assigned[densest] = Some(1.0);
+        } else {
+            for &i in &free {
+                assigned[i] = Some(epsilon * raw[i]);
             }
         }
     }
@@ -187,5 +230,34 @@ mod tests {
         assert_eq!(a, random_mask(&mask, &d, 1));
         assert!(layer_densities(&mask, 0.0, Distribution::Erk).is_err());
         assert!(layer_densities(&mask, 1.5, Distribution::Uniform).is_err());
+    }
+
+    #[test]
+    fn fixed_layer_densities_leave_the_rest_to_the_distribution() {
+        let mask = lenet300();
+        let dense_first = [LayerRate::new("layers.2.*", 1.0)];
+        for distribution in Distribution::ALL {
+            let d = layer_densities_with(&mask, 0.1, distribution, &dense_first).unwrap();
+            assert_eq!(d[2], 1.0);
+            let kept: f64 = d
+                .iter()
+                .zip(&mask.layers)
+                .map(|(d, l)| d * l.total() as f64)
+                .sum();
+            assert!((kept - 26_620.0).abs() < 1e-6, "{distribution:?}: {kept}");
+        }
+        // Uniform: the other two share (26,620 − 1,000) / 265,200.
+        let d = layer_densities_with(&mask, 0.1, Distribution::Uniform, &dense_first).unwrap();
+        assert!((d[0] - 25_620.0 / 265_200.0).abs() < 1e-12 && d[0] == d[1]);
+        // Too much fixed, or a pattern that names nothing: errors.
+        let greedy = [LayerRate::new("layers.0.*", 1.0)];
+        assert!(layer_densities_with(&mask, 0.1, Distribution::Erk, &greedy).is_err());
+        let nothing = [LayerRate::new("conv.*", 0.5)];
+        assert!(layer_densities_with(&mask, 0.1, Distribution::Erk, &nothing).is_err());
+        // No rules: the plain distribution.
+        assert_eq!(
+            layer_densities_with(&mask, 0.05, Distribution::Erk, &[]).unwrap(),
+            layer_densities(&mask, 0.05, Distribution::Erk).unwrap()
+        );
     }
 }

@@ -29,7 +29,7 @@ use crate::ticket::{Provenance, Ticket};
 use crate::train::{Prepared, Schedule, TrainConfig, TrainError, train_scheduled};
 
 pub use density::{Distribution, layer_densities, random_mask};
-pub use policy::{DstConfig, DstPolicy, MaskPolicy, MaskUpdate, Method};
+pub use policy::{DstConfig, DstPolicy, GrowInit, MaskPolicy, MaskUpdate, Method};
 
 /// A sparse-training run: a model, its data, training and sparse method.
 #[derive(Config, Debug, PartialEq)]
@@ -243,7 +243,7 @@ pub async fn run_dst<M: Architecture>(
     let model: M = init_model(experiment.model, experiment.seed, &device);
     let dense = Mask::dense_for(&model);
     let sparse = &experiment.sparse;
-    let densities = layer_densities(&dense, sparse.density, sparse.distribution)?;
+    let densities = sparse.densities(&dense)?;
     let initial = match (&experiment.initial_mask, given_mask) {
         (Some(digest), Some(mask)) => {
             if mask_digest(mask) != *digest {
@@ -280,6 +280,10 @@ pub async fn run_dst<M: Architecture>(
         config: sparse.clone(),
         densities,
         seed: experiment.seed,
+        initial_weights: match sparse.grow_init {
+            policy::GrowInit::Zero => None,
+            policy::GrowInit::Initial => Some(read_weights(&model).await?),
+        },
     };
     let started = Instant::now();
     let train = experiment.train.for_replicate(experiment.seed);

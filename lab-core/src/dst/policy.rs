@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ConfigError;
 use crate::mask::{LayerMask, Mask};
 use crate::params::Weights;
+use crate::prune::LayerRate;
 use crate::rng::Rng;
 
 use super::density::{Distribution, layer_count};
@@ -59,6 +60,10 @@ pub trait MaskPolicy {
     }
     /// The next mask.
     fn update(&self, context: &UpdateContext) -> Mask;
+    /// The values grown connections start from, by parameter path; `None`: 0.
+    fn grow_values(&self) -> Option<&Weights> {
+        None
+    }
 }
 
 /// One mask update, as recorded.
@@ -128,6 +133,28 @@ impl DropSchedule {
     }
 }
 
+/// What a grown connection starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum GrowInit {
+    /// 0 (RigL's and ITOP's default).
+    #[default]
+    Zero,
+    /// Its value in θ0 (RigL's `initial_value`).
+    Initial,
+}
+
+impl GrowInit {
+    pub const ALL: [GrowInit; 2] = [GrowInit::Zero, GrowInit::Initial];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            GrowInit::Zero => "zero",
+            GrowInit::Initial => "initial",
+        }
+    }
+}
+
 /// A sparse-training method and its hyper-parameters (defaults: RigL's paper: ERK, ΔT = 100,
 /// α = 0.3 with cosine decay, updates end at 75% of training).
 #[derive(burn::config::Config, Debug, PartialEq)]
@@ -156,6 +183,12 @@ pub struct DstConfig {
     /// ITOP's exploration: grow weights that were never active before any others.
     #[config(default = false)]
     pub explore_first: bool,
+    /// Densities of some layers by parameter-path glob (`layers.0.*` = 1 keeps the first
+    /// layer dense); the others share the rest of the budget by `distribution`.
+    #[config(default = "Vec::new()")]
+    pub layer_densities: Vec<LayerRate>,
+    #[config(default = "GrowInit::Zero")]
+    pub grow_init: GrowInit,
 }
 
 impl DstConfig {
@@ -188,6 +221,16 @@ impl DstConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Each layer's (final) density for a model whose layers `mask` lists.
+    pub fn densities(&self, mask: &Mask) -> Result<Vec<f64>, ConfigError> {
+        super::density::layer_densities_with(
+            mask,
+            self.density,
+            self.distribution,
+            &self.layer_densities,
+        )
     }
 
     /// The last iteration that may update the mask (SET/RigL: before it; GMP: at it).
@@ -242,6 +285,8 @@ pub struct DstPolicy {
     /// Each masked layer's (final) density, in mask order.
     pub densities: Vec<f64>,
     pub seed: u64,
+    /// θ0 on the host, for `GrowInit::Initial`.
+    pub initial_weights: Option<Weights>,
 }
 
 /// Rank for "largest first", a NaN last.
@@ -328,6 +373,13 @@ impl MaskPolicy for DstPolicy {
 
     fn needs_gradient(&self) -> bool {
         self.config.method == Method::Rigl
+    }
+
+    fn grow_values(&self) -> Option<&Weights> {
+        match self.config.grow_init {
+            GrowInit::Zero => None,
+            GrowInit::Initial => self.initial_weights.as_ref(),
+        }
     }
 
     fn update(&self, context: &UpdateContext) -> Mask {
