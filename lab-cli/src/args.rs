@@ -11,7 +11,7 @@ use clap::builder::PossibleValue;
 use lab_core::backend::BackendKind;
 use lab_core::burn::tensor::Device;
 use lab_core::data::DatasetKind;
-use lab_core::dst::policy::DropSchedule;
+use lab_core::dst::policy::{DropSchedule, GrowInit};
 use lab_core::dst::{Distribution, Method};
 use lab_core::imp::{Control, Rewind};
 use lab_core::model::ModelKind;
@@ -105,6 +105,11 @@ value_enum! {
 value_enum! {
     /// `--drop-schedule`: cosine or constant.
     DropScheduleArg(DropSchedule), name: DropSchedule::name, aliases: []
+}
+
+value_enum! {
+    /// `--grow-init`: zero or initial (θ0).
+    GrowInitArg(GrowInit), name: GrowInit::name, aliases: []
 }
 
 value_enum! {

@@ -8,12 +8,14 @@ use anyhow::{Context, Result};
 use clap::Args;
 use lab_core::dst::{Comparison, DstConfig, DstExperiment, DstResult, mask_digest};
 use lab_core::model::Net;
+use lab_core::prune::LayerRate;
 use lab_core::store::DirStore;
 use lab_core::ticket::Ticket;
 use lab_core::train::{Prepared, TrainConfig};
 
 use crate::args::{
-    BackendArg, DatasetArg, DistributionArg, DropScheduleArg, MethodArg, ModelArg, OptimizerArg,
+    BackendArg, DatasetArg, DistributionArg, DropScheduleArg, GrowInitArg, MethodArg, ModelArg,
+    OptimizerArg,
 };
 use crate::data::load_data;
 use crate::output::{write_chart, write_file, write_json};
@@ -45,6 +47,13 @@ pub struct DstArgs {
     /// Fraction of training at which GMP starts pruning.
     #[arg(long, default_value_t = DstConfig::new().gmp_start_fraction)]
     gmp_start: f64,
+    /// A density for the layers whose parameter path matches a glob, as PATTERN=DENSITY,
+    /// e.g. `layers.0.*=1` (repeatable, first match wins); the other layers share the rest.
+    #[arg(long = "layer-density", value_name = "PATTERN=DENSITY")]
+    layer_densities: Vec<LayerRate>,
+    /// What grown connections start from: zero (RigL, ITOP) or initial (their θ0 value).
+    #[arg(long, default_value_t = GrowInitArg(DstConfig::new().grow_init))]
+    grow_init: GrowInitArg,
     /// ITOP's exploration: grow never-active weights before others.
     #[arg(long)]
     explore_first: bool,
@@ -134,7 +143,9 @@ pub fn run(args: &DstArgs) -> Result<()> {
                             .with_drop_schedule(args.drop_schedule.0)
                             .with_end_fraction(args.end_fraction)
                             .with_gmp_start_fraction(args.gmp_start)
-                            .with_explore_first(args.explore_first);
+                            .with_explore_first(args.explore_first)
+                            .with_layer_densities(args.layer_densities.clone())
+                            .with_grow_init(args.grow_init.0);
                         let iterations = match args.epochs {
                             Some(epochs) => (epochs * train_examples as f64 / batch_size as f64)
                                 .round() as usize,
