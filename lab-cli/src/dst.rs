@@ -79,6 +79,9 @@ pub struct DstArgs {
     optimizer: OptimizerArg,
     #[arg(long, default_value_t = TrainConfig::new().learning_rate)]
     lr: f64,
+    /// L2 penalty λ (coupled weight decay; 0 = none).
+    #[arg(long, default_value_t = TrainConfig::new().weight_decay)]
+    weight_decay: f64,
     #[arg(long, default_value_t = TrainConfig::new().eval_every)]
     eval_every: usize,
     /// flex (CPU, default), ndarray (CPU) or wgpu (GPU).
@@ -156,6 +159,7 @@ pub fn run(args: &DstArgs) -> Result<()> {
                             .with_batch_size(batch_size)
                             .with_optimizer(args.optimizer.0)
                             .with_learning_rate(args.lr)
+                            .with_weight_decay(args.weight_decay)
                             .with_eval_every(args.eval_every);
                         let experiment = DstExperiment::new()
                             .with_model(args.model.0)

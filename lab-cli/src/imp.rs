@@ -70,6 +70,9 @@ pub struct ImpArgs {
     batch_size: usize,
     #[arg(long, default_value_t = TrainConfig::new().warmup_iterations)]
     warmup: usize,
+    /// L2 penalty λ (coupled weight decay: λ·θ added to the gradient; 0 = none).
+    #[arg(long, default_value_t = TrainConfig::new().weight_decay)]
+    weight_decay: f64,
     #[arg(long, default_value_t = TrainConfig::new().eval_every)]
     eval_every: usize,
     /// Fraction of surviving fully connected weights pruned per round.
@@ -143,6 +146,7 @@ fn imp_config(args: &ImpArgs, rounds: usize) -> Result<ImpConfig> {
         .with_batch_size(args.batch_size)
         .with_iterations(args.iterations)
         .with_warmup_iterations(args.warmup)
+        .with_weight_decay(args.weight_decay)
         .with_eval_every(args.eval_every)
         .with_data_seed(args.data_seed);
     let prune = PruneConfig {

@@ -40,6 +40,8 @@ pub struct LabOptimizer {
     kind: OptimizerKind,
     /// SGD's momentum.
     momentum: f32,
+    /// Coupled L2 penalty: λ·θ is added to the gradient (burn's and PyTorch's `weight_decay`).
+    weight_decay: f32,
     /// Steps taken (Adam's bias correction; the same for every parameter).
     time: usize,
     state: HashMap<String, Moments>,
@@ -54,10 +56,11 @@ pub struct OptimizerState {
 }
 
 impl LabOptimizer {
-    pub fn new(kind: OptimizerKind, momentum: f64) -> Self {
+    pub fn new(kind: OptimizerKind, momentum: f64, weight_decay: f64) -> Self {
         Self {
             kind,
             momentum: momentum as f32,
+            weight_decay: weight_decay as f32,
             time: 0,
             state: HashMap::new(),
         }
@@ -229,6 +232,12 @@ impl ModuleMapper for Updater<'_> {
         let dims = value.dims();
         let size = dims.iter().product::<usize>();
         let optimizer = &mut *self.optimizer;
+        // burn's `WeightDecay::transform`; a masked weight is 0, so its decayed gradient stays 0.
+        let grad = if optimizer.weight_decay > 0.0 {
+            value.clone().mul_scalar(optimizer.weight_decay).add(grad)
+        } else {
+            grad
+        };
         let state = optimizer.state.remove(&path);
         let state = state.map(|moments| {
             moments

@@ -48,6 +48,10 @@ pub struct TrainConfig {
     /// Momentum of SGD (ignored by Adam).
     #[config(default = 0.9)]
     pub momentum: f64,
+    /// L2 penalty λ: λ·θ is added to every gradient (coupled weight decay, as PyTorch's
+    /// `weight_decay`; 0 = none). Pruned weights stay 0.
+    #[config(default = 0.0)]
+    pub weight_decay: f64,
     /// Linear warm-up of the learning rate over this many iterations (0 = constant).
     #[config(default = 0)]
     pub warmup_iterations: usize,
@@ -91,6 +95,12 @@ impl TrainConfig {
                 self.learning_rate
             )));
         }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(ConfigError(format!(
+                "weight_decay must be 0 or positive, got {}",
+                self.weight_decay
+            )));
+        }
         if !(0.0..1.0).contains(&self.momentum) {
             return Err(ConfigError(format!(
                 "momentum must be in [0, 1), got {}",
@@ -109,7 +119,7 @@ impl TrainConfig {
     }
 
     fn optimizer(&self) -> LabOptimizer {
-        LabOptimizer::new(self.optimizer, self.momentum)
+        LabOptimizer::new(self.optimizer, self.momentum, self.weight_decay)
     }
 }
 

@@ -4,6 +4,7 @@
 mod common;
 
 use lab_core::block_on;
+use lab_core::burn::optim::decay::WeightDecayConfig;
 use lab_core::burn::optim::{AdamConfig, GradientsParams, SgdConfig, momentum::MomentumConfig};
 use lab_core::burn::tensor::Device;
 use lab_core::dst::policy::UpdateContext;
@@ -36,17 +37,29 @@ fn prepared(device: &Device) -> Prepared {
 fn the_lab_optimizer_equals_burns_bit_for_bit() {
     let device = device().autodiff();
     let data = common::mnist();
-    for kind in [OptimizerKind::Adam, OptimizerKind::Sgd] {
+    for (kind, decay) in [
+        (OptimizerKind::Adam, 0.0),
+        (OptimizerKind::Sgd, 0.0),
+        (OptimizerKind::Adam, 1e-2),
+        (OptimizerKind::Sgd, 1e-2),
+    ] {
         let model: Net = init_model(ModelKind::Lenet5, 3, &device);
-        let mut ours = LabOptimizer::new(kind, 0.9);
+        let mut ours = LabOptimizer::new(kind, 0.9, decay);
+        let weight_decay = (decay > 0.0).then_some(WeightDecayConfig {
+            penalty: decay as f32,
+        });
         let mut burns = match kind {
-            OptimizerKind::Adam => AdamConfig::new().with_epsilon(1e-8).init(),
+            OptimizerKind::Adam => AdamConfig::new()
+                .with_epsilon(1e-8)
+                .with_weight_decay(weight_decay)
+                .init(),
             OptimizerKind::Sgd => SgdConfig::new()
                 .with_momentum(Some(MomentumConfig {
                     momentum: 0.9,
                     dampening: 0.0,
                     nesterov: false,
                 }))
+                .with_weight_decay(weight_decay)
                 .init(),
         };
         let (mut a, mut b) = (model.clone(), model);
@@ -79,7 +92,7 @@ fn the_lab_optimizer_equals_burns_bit_for_bit() {
                     .iter()
                     .zip(&wb[path].values)
                     .all(|(x, y)| x.to_bits() == y.to_bits()),
-                "{kind:?}: {path} differs from burn's optimiser"
+                "{kind:?} (decay {decay}): {path} differs from burn's optimiser"
             );
         }
     }
@@ -377,7 +390,7 @@ fn a_new_mask_zeroes_the_optimizer_state_of_inactive_weights() {
     let device = device().autodiff();
     let data = common::mnist();
     let model: Net = init_model(ModelKind::Lenet300, 2, &device);
-    let mut optimizer = LabOptimizer::new(OptimizerKind::Adam, 0.9);
+    let mut optimizer = LabOptimizer::new(OptimizerKind::Adam, 0.9, 0.0);
     let indices: Vec<usize> = (0..60).collect();
     let (x, y) = batch_tensors(&data.train, &indices, &device);
     let grads = GradientsParams::from_grads(cross_entropy(model.forward(x), y).backward(), &model);
@@ -571,4 +584,43 @@ fn grown_connections_start_from_zero_or_theta0() {
         }
         assert!(grown > 1000, "{grown}");
     }
+}
+
+/// With weight decay (λ·θ added to the gradient) a pruned weight still stays exactly 0, and
+/// the surviving weights end smaller than without it.
+#[test]
+fn weight_decay_keeps_pruned_weights_at_zero_and_shrinks_the_rest() {
+    let device = device().autodiff();
+    let data = prepared(&device);
+    let model: Net = init_model(ModelKind::Lenet300, 6, &device);
+    let dense = Mask::dense_for(&model);
+    let mask = random_mask(&dense, &policy(DstConfig::new(), &dense, 0).densities, 6);
+    let norm = |decay: f64| {
+        let train = TrainConfig::new()
+            .with_iterations(30)
+            .with_eval_every(30)
+            .with_weight_decay(decay);
+        let outcome = block_on(lab_core::train::train(
+            model.clone(),
+            Some(&mask),
+            &data,
+            &train,
+            None,
+            &mut lab_core::train::Silent,
+        ))
+        .unwrap();
+        let weights = block_on(read_weights(&outcome.model)).unwrap();
+        let mut sum = 0.0f64;
+        for layer in &mask.layers {
+            for (&keep, &w) in layer.keep.iter().zip(&weights[&layer.name].values) {
+                if keep {
+                    sum += f64::from(w * w);
+                } else {
+                    assert_eq!(w, 0.0, "decay {decay}: pruned {} moved", layer.name);
+                }
+            }
+        }
+        sum
+    };
+    assert!(norm(0.5) < norm(0.0));
 }
