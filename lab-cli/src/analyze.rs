@@ -1,5 +1,6 @@
 //! `lth analyze`: the follow-up questions of the LTH literature, one sub-command each.
 //! `overlap`: do different runs (seeds, rounds, methods) keep the same connections?
+//! `compare`: IMP runs that differ in one setting (weight decay, rewinding, …) on one chart.
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +9,10 @@ use clap::{Args, Subcommand};
 use lab_core::overlap::overlap_matrix;
 use lab_core::ticket::Ticket;
 
-use crate::output::{write_file, write_json};
+use lab_core::plot;
+use lab_core::record::ImpReport;
+
+use crate::output::{write_chart, write_file, write_json};
 
 #[derive(Args)]
 pub struct AnalyzeArgs {
@@ -22,6 +26,22 @@ enum Analysis {
     /// PaI runs), overall and per layer, against the overlap of random masks with the same
     /// per-layer counts: overlap.json, table.md, overlap.svg.
     Overlap(OverlapArgs),
+    /// The tickets of several IMP runs (`lth imp` report.json files that differ in one
+    /// setting, e.g. --weight-decay) on one chart: accuracy and early-stop iteration against
+    /// the weights remaining, and a table, one line per run (controls included).
+    Compare(CompareArgs),
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// `lth imp` report.json files (at least two).
+    #[arg(required = true, num_args = 2..)]
+    reports: Vec<PathBuf>,
+    /// A label per report, in order (default: the run's name).
+    #[arg(long, value_delimiter = ',')]
+    labels: Vec<String>,
+    #[arg(long, default_value = "runs/compare")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -39,7 +59,65 @@ struct OverlapArgs {
 pub fn run(args: &AnalyzeArgs) -> Result<()> {
     match &args.analysis {
         Analysis::Overlap(args) => overlap(args),
+        Analysis::Compare(args) => compare(args),
     }
+}
+
+fn compare(args: &CompareArgs) -> Result<()> {
+    if !args.labels.is_empty() && args.labels.len() != args.reports.len() {
+        bail!(
+            "{} labels for {} reports",
+            args.labels.len(),
+            args.reports.len()
+        );
+    }
+    let mut groups = Vec::new();
+    let mut table = String::from(
+        "| run | round | % remaining | test acc % (early stop) | early stop | final test acc % |\n\
+         |---|---:|---:|---:|---:|---:|\n",
+    );
+    for (i, path) in args.reports.iter().enumerate() {
+        let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+        let report: ImpReport = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not an `lth imp` report", path.display()))?;
+        let label = args
+            .labels
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| report.run.clone());
+        for (branch, runs) in report.groups() {
+            let name = if branch == "ticket" {
+                label.clone()
+            } else {
+                format!("{label} {branch}")
+            };
+            for r in runs.iter().flatten() {
+                table.push_str(&format!(
+                    "| {name} | {} | {:.1} | {:.2} | {} | {:.2} |\n",
+                    r.round,
+                    100.0 * r.weights_remaining,
+                    100.0 * r.test_accuracy,
+                    r.early_stop_iteration,
+                    100.0 * r.final_test_accuracy
+                ));
+            }
+            groups.push((name, runs));
+        }
+    }
+    write_file(&args.out.join("table.md"), &table)?;
+    write_chart(&args.out, "accuracy", &plot::accuracy_vs_remaining(&groups))?;
+    write_chart(
+        &args.out,
+        "early_stop",
+        &plot::early_stop_vs_remaining(&groups),
+    )?;
+    print!("{table}");
+    eprintln!(
+        "{} runs compared: {} (table.md, accuracy and early_stop charts)",
+        args.reports.len(),
+        args.out.display()
+    );
+    Ok(())
 }
 
 fn read_ticket(path: &Path) -> Result<Ticket> {

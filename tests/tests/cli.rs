@@ -297,6 +297,40 @@ fn dst_sweeps_methods_reports_rs_and_compares_with_imp() {
                 .collect()
         ))
     );
+    // `lth analyze compare` puts IMP runs on one chart, one line and table rows per run.
+    let compared = out.join("compare");
+    let status = Command::new(lth())
+        .args([
+            "analyze",
+            "compare",
+            compare,
+            compare,
+            "--labels",
+            "first,second",
+            "--out",
+        ])
+        .arg(&compared)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let table = std::fs::read_to_string(compared.join("table.md")).unwrap();
+    assert_eq!(
+        table.lines().filter(|l| l.starts_with("| first |")).count(),
+        2
+    );
+    assert_eq!(
+        table
+            .lines()
+            .filter(|l| l.starts_with("| second |"))
+            .count(),
+        2
+    );
+    let chart = std::fs::read_to_string(compared.join("accuracy.svg")).unwrap();
+    assert!(chart.contains("first") && chart.contains("second"));
     // RigL from the IMP round-1 ticket's mask: it starts at that mask's density.
     let ticket = imp_out.join("records");
     let ticket = std::fs::read_dir(&ticket)
