@@ -119,6 +119,32 @@ impl Observer for Watch {
 }
 impl ImpObserver for Watch {}
 
+/// Trains `model` from `initial` through the one training loop with `policy`.
+fn train_with(
+    model: Net,
+    initial: &Mask,
+    data: &Prepared,
+    train: &TrainConfig,
+    policy: &DstPolicy,
+    observer: &mut dyn Observer,
+) -> lab_core::train::TrainOutcome<Net> {
+    let schedule = Schedule {
+        start: 0,
+        snapshot_at: None,
+        checkpoint: None,
+        policy: Some(policy),
+    };
+    block_on(train_scheduled(
+        model,
+        Some(initial),
+        data,
+        train,
+        schedule,
+        observer,
+    ))
+    .unwrap()
+}
+
 fn policy(config: DstConfig, mask: &Mask, seed: u64) -> DstPolicy {
     DstPolicy {
         densities: config.densities(mask).unwrap(),
@@ -155,21 +181,7 @@ fn run(
     let train = TrainConfig::new()
         .with_iterations(iterations)
         .with_eval_every(iterations);
-    let schedule = Schedule {
-        start: 0,
-        snapshot_at: None,
-        checkpoint: None,
-        policy: Some(&policy),
-    };
-    let outcome = block_on(train_scheduled(
-        model,
-        Some(&initial),
-        &data,
-        &train,
-        schedule,
-        &mut watch,
-    ))
-    .unwrap();
+    let outcome = train_with(model, &initial, &data, &train, &policy, &mut watch);
     (watch, outcome, initial, policy)
 }
 
@@ -541,21 +553,14 @@ fn grown_connections_start_from_zero_or_theta0() {
             .with_iterations(20)
             .with_eval_every(20)
             .with_learning_rate(1e-30);
-        let schedule = Schedule {
-            start: 0,
-            snapshot_at: None,
-            checkpoint: None,
-            policy: Some(&policy),
-        };
-        let outcome = block_on(train_scheduled(
+        let outcome = train_with(
             model,
-            Some(&initial),
+            &initial,
             &data,
             &train,
-            schedule,
+            &policy,
             &mut lab_core::train::Silent,
-        ))
-        .unwrap();
+        );
         let last = outcome.final_mask.unwrap();
         let weights = block_on(read_weights(&outcome.model)).unwrap();
         let mut grown = 0;
