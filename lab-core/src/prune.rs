@@ -229,12 +229,13 @@ fn rank(score: f32) -> f32 {
     }
 }
 
-/// Removes the `count` lowest-scored surviving weights of one layer.
-fn prune_lowest(layer: &mut LayerMask, scores: &[f32], count: usize) {
+/// Removes the `count` lowest-scored surviving weights of one layer (ties by position);
+/// returns how many it removed.
+pub(crate) fn prune_lowest(layer: &mut LayerMask, scores: &[f32], count: usize) -> usize {
     let mut surviving: Vec<usize> = (0..layer.keep.len()).filter(|&i| layer.keep[i]).collect();
     let count = count.min(surviving.len());
     if count == 0 {
-        return;
+        return 0;
     }
     surviving.select_nth_unstable_by(count - 1, |&a, &b| {
         rank(scores[a]).total_cmp(&rank(scores[b])).then(a.cmp(&b))
@@ -242,9 +243,10 @@ fn prune_lowest(layer: &mut LayerMask, scores: &[f32], count: usize) {
     for &i in &surviving[..count] {
         layer.keep[i] = false;
     }
+    count
 }
 
-fn values_of<'a>(weights: &'a Weights, layer: &LayerMask) -> &'a [f32] {
+pub(crate) fn values_of<'a>(weights: &'a Weights, layer: &LayerMask) -> &'a [f32] {
     let host = weights
         .get(&layer.name)
         .unwrap_or_else(|| panic!("no weights for masked parameter {}", layer.name));

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ConfigError;
 use crate::mask::{LayerMask, Mask};
 use crate::params::Weights;
-use crate::prune::LayerRate;
+use crate::prune::{LayerRate, prune_lowest, values_of};
 use crate::rng::Rng;
 
 use super::density::{Distribution, layer_count};
@@ -298,22 +298,11 @@ fn descending(score: f32) -> f32 {
     }
 }
 
-/// Deactivates the `count` smallest-|w| active weights of `layer`; returns their indices.
+/// Deactivates the `count` smallest-|w| active weights of `layer` (IMP's magnitude rule:
+/// ties by position, a NaN first); returns how many.
 fn drop_smallest(layer: &mut LayerMask, weights: &[f32], count: usize) -> usize {
-    let mut active: Vec<usize> = (0..layer.keep.len()).filter(|&i| layer.keep[i]).collect();
-    let count = count.min(active.len());
-    if count == 0 {
-        return 0;
-    }
-    active.select_nth_unstable_by(count - 1, |&a, &b| {
-        descending(weights[a].abs())
-            .total_cmp(&descending(weights[b].abs()))
-            .then(a.cmp(&b))
-    });
-    for &i in &active[..count] {
-        layer.keep[i] = false;
-    }
-    count
+    let magnitudes: Vec<f32> = weights.iter().map(|w| w.abs()).collect();
+    prune_lowest(layer, &magnitudes, count)
 }
 
 /// Activates `count` inactive weights of `layer`, the candidates ordered by `key` (smaller
@@ -339,13 +328,6 @@ fn grow(
         layer.keep[i] = true;
     }
     count
-}
-
-fn values<'a>(weights: &'a Weights, layer: &LayerMask) -> &'a [f32] {
-    &weights
-        .get(&layer.name)
-        .unwrap_or_else(|| panic!("no weights for masked parameter {}", layer.name))
-        .values
 }
 
 impl MaskPolicy for DstPolicy {
@@ -386,7 +368,7 @@ impl MaskPolicy for DstPolicy {
         let config = &self.config;
         let mut next = context.mask.clone();
         for (l, layer) in next.layers.iter_mut().enumerate() {
-            let weights = values(context.weights, layer);
+            let weights = values_of(context.weights, layer);
             let explored = config.explore_first.then(|| &context.explored.layers[l]);
             match config.method {
                 Method::Static => {}
@@ -413,7 +395,7 @@ impl MaskPolicy for DstPolicy {
                     } else {
                         let gradient = context
                             .gradient
-                            .map(|g| values(g, layer))
+                            .map(|g| values_of(g, layer))
                             .expect("RigL asks for the dense gradient");
                         grow(layer, dropped, explored, |i| -descending(gradient[i].abs()));
                     }
