@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use lab_core::data::TRAIN_SIZE;
 use lab_core::dst::{Comparison, DstConfig, DstExperiment, DstResult, mask_digest};
+use lab_core::mask::Mask;
 use lab_core::model::Net;
 use lab_core::prune::LayerRate;
 use lab_core::store::DirStore;
@@ -112,8 +114,9 @@ pub struct DstArgs {
     quiet: bool,
 }
 
-pub fn run(args: &DstArgs) -> Result<()> {
-    let given = match &args.mask_from {
+/// The mask of `--mask-from`, if given.
+fn given_mask(args: &DstArgs) -> Result<Option<Mask>> {
+    Ok(match &args.mask_from {
         Some(path) => {
             let bytes =
                 std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -122,12 +125,16 @@ pub fn run(args: &DstArgs) -> Result<()> {
             Some(ticket.mask)
         }
         None => None,
-    };
-    let data = load_data(args.dataset.0, args.data.clone(), args.download, args.quiet)?;
-    let data = data.limited(args.train_subset, args.eval_subset);
-    // What an epoch is: the training set after the validation hold-out and --train-subset.
-    let train_examples = data.train.len();
-    let densities = match &given {
+    })
+}
+
+/// The experiments the arguments ask for; `train_examples` turns --epochs into iterations.
+fn experiments(
+    args: &DstArgs,
+    given: Option<&Mask>,
+    train_examples: usize,
+) -> Result<Vec<DstExperiment>> {
+    let densities = match given {
         Some(mask) => vec![mask.density()],
         None => args.density.clone(),
     };
@@ -167,7 +174,7 @@ pub fn run(args: &DstArgs) -> Result<()> {
                             .with_train(train)
                             .with_sparse(sparse)
                             .with_seed(seed)
-                            .with_initial_mask(given.as_ref().map(mask_digest))
+                            .with_initial_mask(given.map(mask_digest))
                             .with_train_subset(args.train_subset)
                             .with_eval_subset(args.eval_subset)
                             .with_checkpoint_every(args.checkpoint_every);
@@ -178,6 +185,25 @@ pub fn run(args: &DstArgs) -> Result<()> {
             }
         }
     }
+    Ok(experiments)
+}
+
+/// The runs `lth dst` would make, without running them (for sweep plans).
+pub fn run_names(args: &DstArgs) -> Result<Vec<String>> {
+    let train_examples = args.train_subset.unwrap_or(usize::MAX).min(TRAIN_SIZE);
+    let given = given_mask(args)?;
+    Ok(experiments(args, given.as_ref(), train_examples)?
+        .iter()
+        .map(DstExperiment::run_name)
+        .collect())
+}
+
+pub fn run(args: &DstArgs) -> Result<()> {
+    let given = given_mask(args)?;
+    let data = load_data(args.dataset.0, args.data.clone(), args.download, args.quiet)?;
+    let data = data.limited(args.train_subset, args.eval_subset);
+    // What an epoch is: the training set after the validation hold-out and --train-subset.
+    let experiments = experiments(args, given.as_ref(), data.train.len())?;
     let backend = args.backend.0;
     let device = args.backend.device()?;
     let prepared = Prepared::new(&data, &device);
@@ -235,33 +261,7 @@ pub fn run(args: &DstArgs) -> Result<()> {
             comparisons.extend(Comparison::from_pai(&results));
         }
     }
-    let table = lab_core::dst::table(&results);
-    write_file(&args.out.join("table.md"), &table)?;
-    write_chart(
-        &args.out,
-        "accuracy",
-        &lab_core::dst::accuracy_chart(&results, &comparisons),
-    )?;
-    write_chart(
-        &args.out,
-        "cost",
-        &lab_core::dst::cost_chart(&results, &comparisons),
-    )?;
-    write_chart(&args.out, "rs", &lab_core::dst::explored_chart(&results))?;
-    write_chart(
-        &args.out,
-        "accuracy_vs_rs",
-        &lab_core::dst::accuracy_vs_explored_chart(&results),
-    )?;
-    let curves: Vec<_> = results
-        .iter()
-        .map(|r| (lab_core::dst::dst_label(r), r.training.curve.clone()))
-        .collect();
-    write_chart(
-        &args.out,
-        "curves",
-        &lab_core::plot::training_curves(&curves),
-    )?;
+    let table = write_outputs(&args.out, &results, &comparisons)?;
     println!("{table}");
     eprintln!(
         "done in {:.1}s: {}",
@@ -269,4 +269,37 @@ pub fn run(args: &DstArgs) -> Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// `report.json`, `table.md` and the charts of DST results; returns the table.
+pub fn write_outputs(
+    out: &std::path::Path,
+    results: &[DstResult],
+    comparisons: &[Comparison],
+) -> Result<String> {
+    write_json(&out.join("report.json"), &results)?;
+    let table = lab_core::dst::table(results);
+    write_file(&out.join("table.md"), &table)?;
+    write_chart(
+        out,
+        "accuracy",
+        &lab_core::dst::accuracy_chart(results, comparisons),
+    )?;
+    write_chart(
+        out,
+        "cost",
+        &lab_core::dst::cost_chart(results, comparisons),
+    )?;
+    write_chart(out, "rs", &lab_core::dst::explored_chart(results))?;
+    write_chart(
+        out,
+        "accuracy_vs_rs",
+        &lab_core::dst::accuracy_vs_explored_chart(results),
+    )?;
+    let curves: Vec<_> = results
+        .iter()
+        .map(|r| (lab_core::dst::dst_label(r), r.training.curve.clone()))
+        .collect();
+    write_chart(out, "curves", &lab_core::plot::training_curves(&curves))?;
+    Ok(table)
 }

@@ -12,6 +12,7 @@ use lab_core::imp::{Control, ImpConfig, Rewind};
 use lab_core::model::{ModelKind, Net};
 use lab_core::prune::{LayerRate, PruneConfig, PruneScope};
 use lab_core::record::{ImpReport, RoundResult};
+use lab_core::reproduce::{densities, rounds_for_levels};
 use lab_core::store::DirStore;
 use lab_core::ticket::Ticket;
 use lab_core::train::{Prepared, TrainConfig};
@@ -43,6 +44,10 @@ pub struct ImpArgs {
     /// Also run a control on the ticket masks (repeatable).
     #[arg(long)]
     control: Vec<ControlArg>,
+    /// Run the controls only at the rounds nearest these % of weights remaining,
+    /// comma-separated (the paper's: 100,51.3,21.1,13.5,3.6,1.9); default: every round.
+    #[arg(long, value_delimiter = ',')]
+    control_at: Vec<f64>,
     /// flex (CPU, default), ndarray (CPU) or wgpu (GPU).
     #[arg(long, default_value = "flex")]
     backend: BackendArg,
@@ -139,6 +144,14 @@ pub fn run(args: &ImpArgs, rounds: usize) -> Result<()> {
     Ok(())
 }
 
+/// The run `lth imp` (or `lth train`) would make, without running it (for sweep plans).
+pub fn run_names(args: &ImpArgs, rounds: usize) -> Result<Vec<String>> {
+    if args.ticket.is_some() {
+        bail!("retraining a --ticket is not a sweep entry: its run is the ticket's");
+    }
+    Ok(vec![imp_config(args, rounds)?.run_name()])
+}
+
 fn imp_config(args: &ImpArgs, rounds: usize) -> Result<ImpConfig> {
     let train = TrainConfig::new()
         .with_optimizer(args.optimizer.0)
@@ -186,6 +199,8 @@ fn run_experiment(
     args: &ImpArgs,
 ) -> Result<ImpReport> {
     let device = backend.device()?;
+    let control_rounds = (!args.control_at.is_empty())
+        .then(|| rounds_for_levels(&densities::<Net>(config, &device), &args.control_at));
     let backend = backend.0;
     let mut store = DirStore::new(args.out.join("records"));
     let mut progress = Progress::new(args.quiet);
@@ -202,6 +217,7 @@ fn run_experiment(
     let report = lab_core::block_on(lab_core::imp::run_experiment(
         config,
         controls,
+        control_rounds.as_deref(),
         data,
         &device,
         backend.name(),

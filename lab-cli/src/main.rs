@@ -11,6 +11,7 @@ mod output;
 mod pai;
 mod progress;
 mod reproduce;
+mod sweep;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -44,10 +45,17 @@ enum Command {
     Reproduce(reproduce::ReproduceArgs),
     /// Analyses of tickets: `overlap` (do runs keep the same connections?).
     Analyze(analyze::AnalyzeArgs),
+    /// Grids of runs from a sweep file: plan, run (here, with a worker pool), status,
+    /// collect, submit (a Slurm job array, or a Kubernetes Indexed Job).
+    Sweep(sweep::SweepArgs),
 }
 
 fn main() -> Result<()> {
-    match &Cli::parse().command {
+    dispatch(&Cli::parse().command)
+}
+
+fn dispatch(command: &Command) -> Result<()> {
+    match command {
         Command::Imp(args) => imp::run(args, args.rounds),
         Command::Train(args) => imp::run(args, 1),
         Command::Bench(args) => bench::run(args),
@@ -55,5 +63,24 @@ fn main() -> Result<()> {
         Command::Dst(args) => dst::run(args),
         Command::Reproduce(args) => reproduce::run(args),
         Command::Analyze(args) => analyze::run(args),
+        Command::Sweep(args) => sweep::run(args),
+    }
+}
+
+/// A command line of `lth` (without the program name), parsed as the shell would.
+fn parse_command(arguments: &[String]) -> Result<Command> {
+    let argv = std::iter::once("lth".to_string()).chain(arguments.iter().cloned());
+    Ok(Cli::try_parse_from(argv)?.command)
+}
+
+/// The runs (content-hashed record names) a command would make, without running it: the
+/// commands a sweep may hold.
+fn run_names(command: &Command) -> Result<Vec<String>> {
+    match command {
+        Command::Imp(args) => imp::run_names(args, args.rounds),
+        Command::Train(args) => imp::run_names(args, 1),
+        Command::Pai(args) => pai::run_names(args),
+        Command::Dst(args) => dst::run_names(args),
+        _ => anyhow::bail!("a sweep runs imp, train, pai or dst"),
     }
 }

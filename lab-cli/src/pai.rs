@@ -88,13 +88,16 @@ fn parse_compressions(text: &str) -> Result<Vec<f64>> {
         .collect()
 }
 
-pub fn run(args: &PaiArgs) -> Result<()> {
+/// The experiments the arguments ask for: every score at every compression.
+fn experiments(args: &PaiArgs) -> Result<Vec<PaiExperiment>> {
     let model = args.model.0;
     let compressions = parse_compressions(&args.compression)?;
     let train = TrainConfig::new()
         .with_iterations(args.iterations)
         .with_eval_every(args.eval_every)
         .with_data_seed(args.data_seed);
+    // The error is a String, not a std::error::Error.
+    train.validate()?;
     let mut experiments = Vec::new();
     for score in args.score.iter().map(|s| s.0) {
         for &compression in &compressions {
@@ -122,8 +125,19 @@ pub fn run(args: &PaiArgs) -> Result<()> {
             });
         }
     }
-    // The error is a String, not a std::error::Error.
-    train.validate()?;
+    Ok(experiments)
+}
+
+/// The runs `lth pai` would make, without running them (for sweep plans).
+pub fn run_names(args: &PaiArgs) -> Result<Vec<String>> {
+    Ok(experiments(args)?
+        .iter()
+        .map(PaiExperiment::run_name)
+        .collect())
+}
+
+pub fn run(args: &PaiArgs) -> Result<()> {
+    let experiments = experiments(args)?;
     let backend = args.backend.0;
     let device = args.backend.device()?;
     let data = load_data(

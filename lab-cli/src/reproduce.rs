@@ -1,23 +1,18 @@
-//! `lth reproduce`: a paper's protocol, over seeds, with its controls and figures.
+//! `lth reproduce`: a paper's protocol as a predefined sweep (one IMP run per seed, with its
+//! controls at the paper's levels), run with the local worker pool and collected into the
+//! paper's table and figures. `--print-sweep` gives the sweep file, for `lth sweep submit`.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use lab_core::model::Net;
-use lab_core::plot;
-use lab_core::record::RoundResult;
-use lab_core::reproduce::{
-    densities, group_order, lth_lenet300, markdown_table, reproduce, rounds_for_levels,
-};
-use lab_core::store::DirStore;
-use lab_core::train::Prepared;
+use lab_core::imp::Rewind;
+use lab_core::prune::PruneConfig;
+use lab_core::reproduce::lth_lenet300;
 
 use crate::args::BackendArg;
-use crate::data::load_data;
-use crate::output::{write_chart, write_file, write_json};
-use crate::progress::Progress;
+use crate::output::write_file;
 
 #[derive(Args)]
 pub struct ReproduceArgs {
@@ -42,69 +37,90 @@ pub struct ReproduceArgs {
     data: Option<PathBuf>,
     #[arg(long)]
     download: bool,
-    /// Output: reproduction.json, table.md, accuracy/early_stop charts, records/.
+    /// Output: reproduction.json, table.md, accuracy/early_stop charts, the sweep's runs/.
     #[arg(long, default_value = "runs/reproduce-lth-lenet300")]
     out: PathBuf,
+    /// Seeds trained at once (worker processes); default: one per core.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Threads per worker (default: the cores shared among the workers).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print the protocol's sweep file and stop (to run it with `lth sweep` elsewhere).
+    #[arg(long)]
+    print_sweep: bool,
     #[arg(long)]
     quiet: bool,
 }
 
-pub fn run(args: &ReproduceArgs) -> Result<()> {
+/// The protocol's sweep file: one `lth imp` per seed, with the protocol's settings.
+pub fn sweep_file(args: &ReproduceArgs) -> Result<String> {
     if args.protocol != "lth-lenet300" {
         bail!(
             "unknown protocol {}: available: lth-lenet300",
             args.protocol
         );
     }
-    let config = lth_lenet300(args.budget, args.rounds).with_checkpoint_every(1000);
+    let config = lth_lenet300(args.budget, args.rounds);
     // The error is a String, not a std::error::Error.
     config.validate()?;
-    let backend = args.backend.0;
-    let device = args.backend.device()?;
-    let data = load_data(config.dataset, args.data.clone(), args.download, args.quiet)?;
-    let prepared = Prepared::new(&data, &device);
-    let control_rounds = rounds_for_levels(&densities::<Net>(&config, &device), &args.levels);
-    let seeds: Vec<u64> = (0..args.seeds).collect();
-    let mut store = DirStore::new(args.out.join("records"));
-    let mut progress = Progress::new(args.quiet);
-    progress.line(format!(
-        "lth-lenet300: budget {} iterations, seeds {seeds:?}, {} rounds, controls at rounds {control_rounds:?}",
-        args.budget, args.rounds
-    ));
+    // The command line speaks only of what differs from `lth imp`'s defaults below.
+    if config.prune != PruneConfig::default() || config.rewind != Rewind::Init {
+        bail!("the protocol's pruning or rewinding is not lth imp's default");
+    }
+    let seeds: Vec<String> = (0..args.seeds).map(|s| s.to_string()).collect();
+    let levels: Vec<String> = args.levels.iter().map(|l| format!("{l:?}")).collect();
+    let mut args_table = format!(
+        "model = \"{}\"\nrounds = {}\niterations = {}\nlr = {:?}\nbatch-size = {}\n\
+         eval-every = {}\nrewind = \"init\"\ncontrol = [\"reinit\", \"random-prune\"]\n\
+         control-at = [{}]\nbackend = \"{}\"\n",
+        config.model.name(),
+        config.rounds,
+        config.train.iterations,
+        config.train.learning_rate,
+        config.train.batch_size,
+        config.train.eval_every,
+        levels.join(", "),
+        args.backend.0.name()
+    );
+    if args.download {
+        args_table += "download = true\n";
+    }
+    Ok(format!(
+        "# Frankle & Carbin (ICLR 2019), LeNet-300-100 on MNIST: IMP with rewinding to θ0, the\n\
+         # random-reinit and random-prune controls at the paper's levels, {n} seeds.\n\
+         name = \"{protocol}\"\n\n[[part]]\ncommand = \"imp\"\naxes = {{ seed = [{seeds}] }}\n\n\
+         [part.args]\n{args_table}",
+        n = args.seeds,
+        protocol = args.protocol,
+        seeds = seeds.join(", "),
+    ))
+}
+
+pub fn run(args: &ReproduceArgs) -> Result<()> {
+    let text = sweep_file(args)?;
+    if args.print_sweep {
+        print!("{text}");
+        return Ok(());
+    }
+    let file = args.out.join(format!("{}.sweep.toml", args.protocol));
+    write_file(&file, &text)?;
     let started = Instant::now();
-    let result = lab_core::block_on(reproduce::<Net>(
-        "lth-lenet300",
-        &config,
-        backend.name(),
-        &seeds,
-        &control_rounds,
-        &prepared,
-        &device,
-        &mut store,
-        &mut progress,
-    ))?;
-    progress.finish();
-    write_json(&args.out.join("reproduction.json"), &result)?;
-    let table = markdown_table(&result);
-    write_file(&args.out.join("table.md"), &table)?;
-    let groups: Vec<(String, Vec<Vec<RoundResult>>)> = group_order(&result)
-        .into_iter()
-        .map(|k| (k.clone(), result.groups[k].clone()))
-        .collect();
-    write_chart(&args.out, "accuracy", &plot::accuracy_vs_remaining(&groups))?;
-    write_chart(
+    let collected = crate::sweep::run_and_collect(
+        &file,
         &args.out,
-        "early_stop",
-        &plot::early_stop_vs_remaining(&groups),
+        args.workers,
+        args.threads,
+        args.data.as_deref(),
+        args.quiet,
     )?;
+    let table = std::fs::read_to_string(args.out.join("table.md"))?;
     println!("{table}");
     println!(
-        "this invocation: {:.0}s wall; recorded training time {:.0}s (data {:.0}s, training {:.0}s, evaluation {:.0}s)",
+        "this invocation: {:.0}s wall for {} seeds; {} (per-run times in reproduction.json)",
         started.elapsed().as_secs_f64(),
-        result.time.total(),
-        result.time.data,
-        result.time.training,
-        result.time.evaluation
+        collected.collected,
+        args.out.display()
     );
     Ok(())
 }

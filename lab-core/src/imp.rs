@@ -534,12 +534,14 @@ pub async fn run_control<M: Architecture>(
 }
 
 /// Runs (or resumes) IMP and then each control on the model `config` names, on the
-/// experiment's data subset. `on_report` sees the report after every finished branch, so a
-/// caller can save what is finished before a later branch fails or is cancelled.
+/// experiment's data subset; the controls at `control_rounds` only, or at every round.
+/// `on_report` sees the report after every finished branch, so a caller can save what is
+/// finished before a later branch fails or is cancelled.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_experiment(
     config: &ImpConfig,
     controls: &[Control],
+    control_rounds: Option<&[usize]>,
     data: &Mnist,
     device: &Device,
     backend: &str,
@@ -565,8 +567,16 @@ pub async fn run_experiment(
     report.rounds = run_imp::<Net>(config, &prepared, device, store, observer).await?;
     on_report(&report);
     for &control in controls {
-        let results =
-            run_control::<Net>(config, control, None, &prepared, device, store, observer).await?;
+        let results = run_control::<Net>(
+            config,
+            control,
+            control_rounds,
+            &prepared,
+            device,
+            store,
+            observer,
+        )
+        .await?;
         report.controls.insert(control.name().into(), results);
         on_report(&report);
     }

@@ -63,6 +63,7 @@ pub fn imp(config: &ImpConfig, controls: &[Control], data: &Mnist) -> Result<Imp
     crate::block_on(run_experiment(
         config,
         controls,
+        None,
         data,
         &device,
         backend.name(),

@@ -1,19 +1,22 @@
 //! Reproduction protocols. `lth-lenet300`: Frankle & Carbin (ICLR 2019), LeNet-300-100 on
 //! MNIST — IMP with rewinding to θ0 over several seeds, plus the random-reinit and
 //! random-prune controls at chosen sparsity levels.
+//!
+//! A reproduction is a sweep (`lth sweep`, one IMP run per seed): this module holds the
+//! protocol's settings, the rounds its controls run at, and the aggregation of finished runs
+//! into its table and figures (`Reproduction::from_runs`), the same for any IMP sweep.
 
 use std::collections::BTreeMap;
 
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::imp::{Control, ImpConfig, ImpError, ImpObserver, Rewind, run_control, run_imp};
+use crate::imp::{ImpConfig, Rewind};
 use crate::model::{Architecture, ModelKind};
 use crate::params::prunable_params;
 use crate::prune::{PruneConfig, prune_count};
-use crate::record::RoundResult;
-use crate::store::RunStore;
-use crate::train::{Prepared, TimeSplit, TrainConfig};
+use crate::record::{ImpReport, RoundResult};
+use crate::train::{TimeSplit, TrainConfig};
 
 /// The paper's weights-remaining levels (%) where controls run: Pm after 0, 3, 7, 9, 15, 18 rounds.
 pub const LTH_LEVELS: [f64; 6] = [100.0, 51.3, 21.1, 13.5, 3.6, 1.9];
@@ -87,69 +90,88 @@ pub struct Reproduction {
     pub wall_seconds: f64,
 }
 
-/// Runs (or resumes) the protocol for every seed.
-#[allow(clippy::too_many_arguments)]
-pub async fn reproduce<M: Architecture>(
-    protocol: &str,
-    base: &ImpConfig,
-    backend: &str,
-    seeds: &[u64],
-    control_rounds: &[usize],
-    data: &Prepared,
-    device: &Device,
-    store: &mut dyn RunStore,
-    observer: &mut dyn ImpObserver,
-) -> Result<Reproduction, ImpError> {
-    let mut groups: BTreeMap<String, Vec<Vec<RoundResult>>> = BTreeMap::new();
-    for &seed in seeds {
-        let config = base.clone().with_seed(seed);
-        crate::store::claim_backend(store, &config.run_name(), backend)?;
-        let ticket = run_imp::<M>(&config, data, device, store, observer).await?;
-        groups.entry("ticket".into()).or_default().push(ticket);
-        for control in [Control::Reinit, Control::RandomPrune] {
-            let results = run_control::<M>(
-                &config,
-                control,
-                Some(control_rounds),
-                data,
-                device,
-                store,
-                observer,
-            )
-            .await?;
-            groups
-                .entry(control.name().into())
-                .or_default()
-                .push(results);
-        }
-    }
-    let mut time = TimeSplit::default();
-    let mut wall_seconds = 0.0;
-    for result in groups.values().flatten().flatten() {
-        time.add(&result.time);
-        wall_seconds += result.wall_seconds;
-    }
-    Ok(Reproduction {
-        protocol: protocol.into(),
-        budget: base.train.iterations,
-        seeds: seeds.to_vec(),
-        control_rounds: control_rounds.to_vec(),
-        backend: backend.into(),
-        groups,
-        time,
-        wall_seconds,
-    })
+/// One finished IMP run of a sweep: its report, its replicate seed and the label of the
+/// settings it shares with the runs it is averaged with (empty when only the seed varies).
+#[derive(Debug, Clone)]
+pub struct SeedRun {
+    pub label: String,
+    pub seed: u64,
+    pub report: ImpReport,
 }
 
-/// Group names with the ticket first, then the controls in the paper's order.
+impl Reproduction {
+    /// Groups finished runs by label and branch (`ticket`, `reinit`, `random-prune`, each led
+    /// by the label when there is one), one list of rounds per seed, in the order given.
+    pub fn from_runs(protocol: &str, runs: &[SeedRun]) -> Reproduction {
+        let mut groups: BTreeMap<String, Vec<Vec<RoundResult>>> = BTreeMap::new();
+        let mut seeds: Vec<u64> = Vec::new();
+        let mut control_rounds: Vec<usize> = Vec::new();
+        let mut backends: Vec<String> = Vec::new();
+        let mut budget = 0;
+        let name = |label: &str, branch: &str| {
+            if label.is_empty() {
+                branch.to_string()
+            } else {
+                format!("{label} {branch}")
+            }
+        };
+        for run in runs {
+            if !seeds.contains(&run.seed) {
+                seeds.push(run.seed);
+            }
+            if !backends.contains(&run.report.backend) {
+                backends.push(run.report.backend.clone());
+            }
+            budget = budget.max(
+                run.report.config["train"]["iterations"]
+                    .as_u64()
+                    .unwrap_or(0) as usize,
+            );
+            groups
+                .entry(name(&run.label, "ticket"))
+                .or_default()
+                .push(run.report.rounds.clone());
+            for (control, results) in &run.report.controls {
+                control_rounds.extend(results.iter().map(|r| r.round));
+                groups
+                    .entry(name(&run.label, control))
+                    .or_default()
+                    .push(results.clone());
+            }
+        }
+        control_rounds.sort_unstable();
+        control_rounds.dedup();
+        let mut time = TimeSplit::default();
+        let mut wall_seconds = 0.0;
+        for result in groups.values().flatten().flatten() {
+            time.add(&result.time);
+            wall_seconds += result.wall_seconds;
+        }
+        Reproduction {
+            protocol: protocol.into(),
+            budget,
+            seeds,
+            control_rounds,
+            backend: backends.join(","),
+            groups,
+            time,
+            wall_seconds,
+        }
+    }
+}
+
+/// Group names by label, each label's ticket first, then its controls in the paper's order.
 pub fn group_order(reproduction: &Reproduction) -> Vec<&String> {
-    let rank = |name: &str| {
-        ["ticket", "reinit", "random-prune"]
+    let split = |name: &str| -> (String, usize) {
+        let (label, branch) = name.rsplit_once(' ').unwrap_or(("", name));
+        let rank = ["ticket", "reinit", "random-prune"]
             .iter()
-            .position(|n| *n == name)
+            .position(|n| *n == branch)
+            .unwrap_or(usize::MAX);
+        (label.to_string(), rank)
     };
     let mut names: Vec<&String> = reproduction.groups.keys().collect();
-    names.sort_by_key(|n| rank(n).unwrap_or(usize::MAX));
+    names.sort_by_key(|n| split(n));
     names
 }
 
@@ -171,22 +193,28 @@ pub fn markdown_table(reproduction: &Reproduction) -> String {
     out += "\n|---:|---:|";
     out += &"---:|---:|".repeat(names.len());
     out += "\n";
-    let tickets = &reproduction.groups["ticket"];
-    let rounds = tickets.iter().map(Vec::len).max().unwrap_or(0);
+    // The rows: every round any group reached, with its density from the first group that has it.
+    let rounds = reproduction
+        .groups
+        .values()
+        .flatten()
+        .flatten()
+        .map(|r| r.round + 1)
+        .max()
+        .unwrap_or(0);
     for round in 0..rounds {
         let of_round = |runs: &Vec<Vec<RoundResult>>| -> Vec<RoundResult> {
             runs.iter()
                 .filter_map(|r| r.iter().find(|x| x.round == round).cloned())
                 .collect()
         };
-        let ticket_runs = of_round(tickets);
-        if ticket_runs.is_empty() {
+        let Some(first) = names
+            .iter()
+            .find_map(|name| of_round(&reproduction.groups[*name]).into_iter().next())
+        else {
             continue;
-        }
-        out += &format!(
-            "| {round} | {:.1} |",
-            100.0 * ticket_runs[0].weights_remaining
-        );
+        };
+        out += &format!("| {round} | {:.1} |", 100.0 * first.weights_remaining);
         for name in &names {
             let runs = of_round(&reproduction.groups[*name]);
             if runs.is_empty() {

@@ -233,6 +233,7 @@ impl Lab {
             let result = run_experiment(
                 &config,
                 &controls,
+                None,
                 &data,
                 &backend.device,
                 backend.kind.name(),

@@ -304,6 +304,8 @@ pub struct Mnist {
 
 /// Images held out of the training set for validation (LTH paper: 5,000).
 pub const VALIDATION_SIZE: usize = 5_000;
+/// Training images after the hold-out, for MNIST and Fashion-MNIST alike (60,000 − 5,000).
+pub const TRAIN_SIZE: usize = 60_000 - VALIDATION_SIZE;
 /// The validation split is a fixed permutation of the 60,000 training images, the same for
 /// every run and seed, so results of different runs are comparable.
 const SPLIT_SEED: u64 = 0x0005_eed0_f1e7;
