@@ -6,6 +6,7 @@
 #   scripts/setup.sh browser    + wasm32 target, Node >= 20 and npm, Chromium, chromedriver,
 #                               wasm-pack, wasm-bindgen-cli, binaryen (wasm-opt)
 #   scripts/setup.sh notebooks  + Jupyter (PyPI, in a venv) and the evcxr kernel (crates.io)
+#   scripts/setup.sh slurm      + Slurm and munge (Debian's slurm-wlm, munge) for the sweep test
 # Nothing is fetched outside rustup's, crates.io, PyPI, npm and Debian's servers. What apt
 # cannot provide (Node >= 20 on Debian 12, rustup itself) stops the script with what to do.
 set -euo pipefail
@@ -13,8 +14,8 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 what="${1:-all}"
 case "$what" in
-  core | browser | notebooks | all) ;;
-  *) echo "usage: scripts/setup.sh [core|browser|notebooks|all]" >&2; exit 2 ;;
+  core | browser | notebooks | slurm | all) ;;
+  *) echo "usage: scripts/setup.sh [core|browser|notebooks|slurm|all]" >&2; exit 2 ;;
 esac
 setup_start=$(date +%s)
 
@@ -222,10 +223,17 @@ setup_notebooks() {
   fi
 }
 
+setup_slurm() {
+  # The daemons (slurmctld, slurmd), the client commands, and munge for their authentication;
+  # scripts/slurm-local.sh starts a one-node cluster from them.
+  apt_install slurm-wlm munge
+}
+
 case "$what" in
   core) setup_core ;;
   browser) setup_core; setup_browser ;;
   notebooks) setup_core; setup_notebooks ;;
-  all) setup_core; setup_browser; setup_notebooks ;;
+  slurm) setup_core; setup_slurm ;;
+  all) setup_core; setup_browser; setup_notebooks; setup_slurm ;;
 esac
 echo "setup: $what ready in $(( $(date +%s) - setup_start ))s"

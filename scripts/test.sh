@@ -2,9 +2,9 @@
 # Sets up and runs every test: formatting, lints (native and wasm32), unit and integration
 # tests of lab-core on every backend (ndarray, flex, and wgpu through software Vulkan), the
 # CLI end to end, lab-wasm and the www page in headless Chromium, and the notebooks executed
-# with the evcxr kernel.
+# with the evcxr kernel, and sweeps through a real one-node Slurm.
 #   scripts/test.sh                 everything (what .ci/run runs)
-#   scripts/test.sh native|browser|notebooks   one part
+#   scripts/test.sh native|slurm|browser|notebooks   one part
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -21,6 +21,10 @@ if [ "$part" = all ] || [ "$part" = native ]; then
   cargo build --release --workspace --features "$LTH_FEATURES"
   cargo test --release --workspace --features "$LTH_FEATURES"
   lap "native tests passed"
+fi
+if [ "$part" = all ] || [ "$part" = slurm ]; then
+  scripts/test-slurm.sh
+  lap "Slurm sweep test passed"
 fi
 if [ "$part" = all ] || [ "$part" = browser ]; then
   scripts/setup.sh browser

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Flags a sweep sets itself, per entry.
-const RESERVED: [&str; 3] = ["out", "quiet", "help"];
+const RESERVED: [&str; 2] = ["out", "help"];
 
 /// Commands a sweep entry may be.
 const COMMANDS: [&str; 4] = ["imp", "train", "pai", "dst"];
@@ -55,7 +55,7 @@ pub struct Entry {
     /// `<command>-set-<hash>` when the entry itself is a list of runs.
     pub name: String,
     pub command: String,
-    /// The command line after `lth <command>`, without `--out` and `--quiet`.
+    /// The command line after `lth <command>`, without `--out`.
     pub arguments: Vec<String>,
     /// The content-hashed record names the entry makes.
     pub runs: Vec<String>,
@@ -75,11 +75,12 @@ impl Entry {
             .join(", ")
     }
 
-    /// The full `lth` command line of the entry writing to `dir`.
+    /// The full `lth` command line of the entry writing to `dir`. Not quiet: a worker's log
+    /// gets the run's round lines (progress bars only reach a terminal).
     pub fn command_line(&self, dir: &Path) -> Vec<String> {
         let mut line = vec![self.command.clone()];
         line.extend(self.arguments.iter().cloned());
-        line.extend(["--out".into(), dir.display().to_string(), "--quiet".into()]);
+        line.extend(["--out".into(), dir.display().to_string()]);
         line
     }
 }
