@@ -60,6 +60,12 @@ echo "test-slurm: resubmitted the unfinished entries as $job"
 wait_for_job "$job"
 grep -l "resumed at iteration" "$work"/slurm/slurm/"${job}"_*.out >/dev/null ||
   fail "no task of the resubmission resumed from a checkpoint"
+# Each task ran its own entry, the one its SLURM_ARRAY_TASK_ID names.
+for log in "$work"/slurm/slurm/"${job}"_*.out; do
+  task=${log##*_}
+  task=${task%.out}
+  grep -q "entry $task done in" "$log" || fail "task $task did not run entry $task: $(cat "$log")"
+done
 "$lth" sweep status "$work/sweep.toml" --out "$work/slurm" | tail -n 1 | grep -q "2 done, 0 running, 0 interrupted, 0 failed, 0 pending" ||
   fail "the resubmission did not finish the sweep"
 "$lth" sweep collect "$work/sweep.toml" --out "$work/slurm" --require-all >/dev/null
