@@ -369,6 +369,7 @@ fn records_of_one_backend_refuse_another() {
         block_on(run_experiment(
             &tiny,
             &[],
+            None,
             common::mnist(),
             &device,
             backend,
