@@ -16,7 +16,7 @@ use lab_core::dst::{Distribution, Method};
 use lab_core::imp::{Control, Rewind};
 use lab_core::model::ModelKind;
 use lab_core::pai::Score;
-use lab_core::train::OptimizerKind;
+use lab_core::train::{OptimizerKind, TrainConfig};
 
 /// `$arg` wraps `$kind` as a clap value enum: the values are `$kind::ALL`, each named by
 /// `$name`, and `$variant => $alias` adds a hidden alias.
@@ -148,5 +148,62 @@ pub fn parse_rewind(text: &str) -> Result<Rewind, String> {
             .parse()
             .map(Rewind::Iteration)
             .map_err(|_| "use init, fine-tune, an iteration K or a percentage like 2%".into()),
+    }
+}
+
+/// The network, data and training settings the analyses share (`#[command(flatten)]`),
+/// with lab-core's defaults.
+#[derive(clap::Args, Clone, Debug)]
+pub struct TrainingArgs {
+    #[arg(long, default_value_t = ModelArg(ModelKind::Lenet300))]
+    pub model: ModelArg,
+    #[arg(long, default_value_t = DatasetArg(DatasetKind::Mnist))]
+    pub dataset: DatasetArg,
+    /// Training iterations of each run.
+    #[arg(long, default_value_t = 2000)]
+    pub iterations: usize,
+    #[arg(long, default_value_t = OptimizerArg(TrainConfig::new().optimizer))]
+    pub optimizer: OptimizerArg,
+    #[arg(long, default_value_t = TrainConfig::new().learning_rate)]
+    pub lr: f64,
+    #[arg(long, default_value_t = TrainConfig::new().batch_size)]
+    pub batch_size: usize,
+    /// L2 penalty λ (coupled weight decay; 0 = none).
+    #[arg(long, default_value_t = TrainConfig::new().weight_decay)]
+    pub weight_decay: f64,
+    #[arg(long, default_value_t = TrainConfig::new().eval_every)]
+    pub eval_every: usize,
+    /// Replicate seed: θ0 and the data order.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// flex (CPU, default), ndarray (CPU) or wgpu (GPU).
+    #[arg(long, default_value = "flex")]
+    pub backend: BackendArg,
+    /// Directory with the IDX files. Default: LTH_DATA, data/, ../shared/, cache.
+    #[arg(long)]
+    pub data: Option<std::path::PathBuf>,
+    /// Download the data set into the cache if no local copy is found.
+    #[arg(long)]
+    pub download: bool,
+    /// Train on the first N training examples only.
+    #[arg(long)]
+    pub train_subset: Option<usize>,
+    /// Evaluate on a fixed stratified N of the validation and test examples only.
+    #[arg(long)]
+    pub eval_subset: Option<usize>,
+    /// Print nothing but errors and the final summary.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl TrainingArgs {
+    pub fn train_config(&self) -> TrainConfig {
+        TrainConfig::new()
+            .with_optimizer(self.optimizer.0)
+            .with_learning_rate(self.lr)
+            .with_batch_size(self.batch_size)
+            .with_iterations(self.iterations)
+            .with_weight_decay(self.weight_decay)
+            .with_eval_every(self.eval_every)
     }
 }

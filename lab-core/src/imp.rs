@@ -268,7 +268,7 @@ fn weights_blob(weights: &Weights, mask: &Mask, provenance: Provenance) -> Vec<u
     .to_safetensors()
 }
 
-fn load_blob(store: &dyn RunStore, key: &str) -> Result<Option<Ticket>, ImpError> {
+pub(crate) fn load_blob(store: &dyn RunStore, key: &str) -> Result<Option<Ticket>, ImpError> {
     store
         .read(key)
         .map(|bytes| Ticket::from_safetensors(&bytes).map_err(|e| corrupt(key, e).into()))

@@ -17,6 +17,7 @@ pub mod dst;
 pub mod error;
 pub mod hvp;
 pub mod imp;
+pub mod lmc;
 pub mod mask;
 pub mod model;
 #[cfg(all(feature = "evcxr", feature = "native"))]

@@ -1,6 +1,9 @@
 //! `lth analyze`: the follow-up questions of the LTH literature, one sub-command each.
 //! `overlap`: do different runs (seeds, rounds, methods) keep the same connections?
 //! `compare`: IMP runs that differ in one setting (weight decay, rewinding, …) on one chart.
+//! `lmc`: linear mode connectivity — is training stable from θk? (Frankle et al. 2020)
+
+mod lmc;
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +33,11 @@ enum Analysis {
     /// setting, e.g. --weight-decay) on one chart: accuracy and early-stop iteration against
     /// the weights remaining, and a table, one line per run (controls included).
     Compare(CompareArgs),
+    /// Linear mode connectivity: from θk two copies train with different data orders; the
+    /// test error on the line between them and its barrier (instability) against k, for the
+    /// dense net (--ticket-round 0) and IMP tickets rewound to k: report.json, table.md,
+    /// charts instability, path-*, tickets.
+    Lmc(lmc::LmcArgs),
 }
 
 #[derive(Args)]
@@ -60,6 +68,7 @@ pub fn run(args: &AnalyzeArgs) -> Result<()> {
     match &args.analysis {
         Analysis::Overlap(args) => overlap(args),
         Analysis::Compare(args) => compare(args),
+        Analysis::Lmc(args) => lmc::run(args),
     }
 }
 

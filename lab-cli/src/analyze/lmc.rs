@@ -1,0 +1,148 @@
+//! `lth analyze lmc`: linear mode connectivity and instability against the split point k,
+//! for the dense network and for IMP tickets rewound to k.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::Args;
+use lab_core::lmc::{
+    LmcExperiment, LmcResult, instability_chart, path_chart, run_lmc, table, ticket_accuracy_chart,
+};
+use lab_core::model::Net;
+use lab_core::store::DirStore;
+use lab_core::train::Prepared;
+
+use crate::args::TrainingArgs;
+use crate::data::load_data;
+use crate::output::{write_chart, write_file, write_json};
+use crate::progress::Progress;
+
+#[derive(Args)]
+pub struct LmcArgs {
+    #[command(flatten)]
+    training: TrainingArgs,
+    /// Split points k, comma-separated: iterations, or percentages of training like 2%.
+    #[arg(long, value_delimiter = ',', default_value = "0,1%,2%,5%,10%,20%")]
+    k: Vec<String>,
+    /// Networks, comma-separated: 0 = dense; R = the ticket of IMP round R rewound to k.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    ticket_round: Vec<usize>,
+    /// Data-order seeds of the two copies after the split.
+    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [1u64, 2])]
+    copy_seeds: Vec<u64>,
+    /// Networks evaluated on the line between the copies, ends included.
+    #[arg(long, default_value_t = 11)]
+    points: usize,
+    /// Output: report.json, table.md, charts (instability, path, tickets), records/.
+    #[arg(long, default_value = "runs/lmc")]
+    out: PathBuf,
+}
+
+fn parse_k(text: &str, iterations: usize) -> Result<usize> {
+    Ok(match text.strip_suffix('%') {
+        Some(percent) => {
+            (percent.trim().parse::<f64>()? / 100.0 * iterations as f64).round() as usize
+        }
+        None => text.trim().parse()?,
+    })
+}
+
+pub fn run(args: &LmcArgs) -> Result<()> {
+    let t = &args.training;
+    let mut ks = args
+        .k
+        .iter()
+        .map(|k| parse_k(k, t.iterations))
+        .collect::<Result<Vec<usize>>>()?;
+    ks.sort_unstable();
+    ks.dedup();
+    let experiments: Vec<LmcExperiment> = args
+        .ticket_round
+        .iter()
+        .map(|&round| {
+            LmcExperiment::new()
+                .with_model(t.model.0)
+                .with_dataset(t.dataset.0)
+                .with_train(t.train_config())
+                .with_seed(t.seed)
+                .with_copy_seeds([args.copy_seeds[0], args.copy_seeds[1]])
+                .with_points(args.points)
+                .with_ticket_round(round)
+                .with_train_subset(t.train_subset)
+                .with_eval_subset(t.eval_subset)
+        })
+        .collect();
+    for experiment in &experiments {
+        // The error is a String, not a std::error::Error.
+        experiment.validate()?;
+    }
+    let data = load_data(t.dataset.0, t.data.clone(), t.download, t.quiet)?;
+    let data = data.limited(t.train_subset, t.eval_subset);
+    let device = t.backend.device()?;
+    let prepared = Prepared::new(&data, &device);
+    let mut store = DirStore::new(args.out.join("records"));
+    let mut progress = Progress::new(t.quiet);
+    let started = Instant::now();
+    let mut results: Vec<LmcResult> = Vec::new();
+    for experiment in &experiments {
+        for &k in &ks {
+            progress.set_prefix(format!("{} k={k}", experiment.label()));
+            let result = lab_core::block_on(run_lmc::<Net>(
+                experiment,
+                k,
+                &prepared,
+                &device,
+                &mut store,
+                &mut progress,
+            ))?;
+            progress.line(format!(
+                "{:>16} k={:<6} copies {:.2}% / {:.2}%  error barrier {:+.2} points",
+                result.label,
+                k,
+                100.0 * result.copies[0].test_accuracy,
+                100.0 * result.copies[1].test_accuracy,
+                100.0 * result.error_barrier
+            ));
+            results.push(result);
+            write_json(&args.out.join("report.json"), &results)?;
+        }
+    }
+    progress.finish();
+    let text = table(&results);
+    write_file(&args.out.join("table.md"), &text)?;
+    write_chart(&args.out, "instability", &instability_chart(&results))?;
+    for experiment in &experiments {
+        let of: Vec<LmcResult> = results
+            .iter()
+            .filter(|r| r.label == experiment.label())
+            .cloned()
+            .collect();
+        let name = if experiment.ticket_round == 0 {
+            "path-dense".to_string()
+        } else {
+            format!("path-ticket-round-{}", experiment.ticket_round)
+        };
+        write_chart(&args.out, &name, &path_chart(&of))?;
+    }
+    if results.iter().any(|r| r.ticket.is_some()) {
+        // The dense network's accuracy at the end of training: its copies split at k = 0.
+        let dense = results
+            .iter()
+            .filter(|r| r.ticket.is_none())
+            .min_by_key(|r| r.k)
+            .map(|r| (r.copies[0].test_accuracy + r.copies[1].test_accuracy) / 2.0);
+        write_chart(
+            &args.out,
+            "tickets",
+            &ticket_accuracy_chart(&results, dense),
+        )?;
+    }
+    println!("{text}");
+    eprintln!(
+        "done in {:.1}s: {}",
+        started.elapsed().as_secs_f64(),
+        args.out.display()
+    );
+    Ok(())
+}

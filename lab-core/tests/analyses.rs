@@ -1,0 +1,131 @@
+//! The follow-up analyses on real MNIST: linear mode connectivity (the ends of the line are
+//! the two trained copies exactly; a network split from itself has no barrier; tickets keep
+//! their mask along the line; records are read back).
+
+mod common;
+
+use lab_core::block_on;
+use lab_core::burn::tensor::Device;
+use lab_core::imp::ImpObserver;
+use lab_core::lmc::{LmcExperiment, run_lmc};
+use lab_core::model::{ModelKind, Net};
+use lab_core::store::{MemoryStore, RunStore};
+use lab_core::train::{Observer, Prepared, Silent, TrainConfig};
+
+fn device() -> Device {
+    lab_core::backend::BackendKind::Ndarray.device().unwrap()
+}
+
+fn prepared(device: &Device) -> Prepared {
+    Prepared::new(&common::mnist().subset(2000, 300, 300), device)
+}
+
+fn experiment() -> LmcExperiment {
+    LmcExperiment::new()
+        .with_model(ModelKind::Lenet300)
+        .with_train(TrainConfig::new().with_iterations(60).with_eval_every(30))
+        .with_points(5)
+}
+
+#[test]
+fn the_line_ends_at_the_two_trained_copies_exactly() {
+    let device = device();
+    let data = prepared(&device);
+    let mut store = MemoryStore::default();
+    let result = block_on(run_lmc::<Net>(
+        &experiment(),
+        20,
+        &data,
+        &device,
+        &mut store,
+        &mut Silent,
+    ))
+    .unwrap();
+    assert_eq!(result.path.len(), 5);
+    // α = 0 and α = 1, evaluated from interpolated weights, equal the copies' own last
+    // evaluation from their training runs, to the last bit.
+    assert_eq!(result.path[0].point, result.copies[0]);
+    assert_eq!(result.path[4].point, result.copies[1]);
+    // Two data orders give two different networks.
+    assert_ne!(result.copies[0], result.copies[1]);
+    assert!(result.error_barrier >= 0.0);
+    // A rerun reads the record back: it trains nothing. (serde_json without
+    // `float_roundtrip` may move a read-back f64 by its last bit.)
+    let mut steps = CountSteps(0);
+    let again = block_on(run_lmc::<Net>(
+        &experiment(),
+        20,
+        &data,
+        &device,
+        &mut store,
+        &mut steps,
+    ))
+    .unwrap();
+    assert_eq!(steps.0, 0);
+    assert_eq!(again.path.len(), result.path.len());
+    assert!((again.error_barrier - result.error_barrier).abs() < 1e-12);
+}
+
+/// Counts training steps.
+struct CountSteps(usize);
+impl Observer for CountSteps {
+    fn on_step(&mut self, _: usize, _: usize) {
+        self.0 += 1;
+    }
+}
+impl ImpObserver for CountSteps {}
+
+#[test]
+fn a_network_split_from_itself_has_no_barrier() {
+    let device = device();
+    let data = prepared(&device);
+    let same = experiment().with_copy_seeds([7, 7]);
+    for k in [0, 30] {
+        let result = block_on(run_lmc::<Net>(
+            &same,
+            k,
+            &data,
+            &device,
+            &mut MemoryStore::default(),
+            &mut Silent,
+        ))
+        .unwrap();
+        assert_eq!(result.copies[0], result.copies[1], "k = {k}");
+        for p in &result.path {
+            assert_eq!(p.point, result.copies[0], "k = {k}, α = {}", p.alpha);
+        }
+        assert_eq!(result.error_barrier, 0.0);
+        assert_eq!(result.loss_barrier, 0.0);
+    }
+}
+
+#[test]
+fn a_ticket_is_split_at_its_rewinding_point_with_its_mask() {
+    let device = device();
+    let data = prepared(&device);
+    let mut store = MemoryStore::default();
+    let ticket = experiment().with_ticket_round(2);
+    let result = block_on(run_lmc::<Net>(
+        &ticket,
+        20,
+        &data,
+        &device,
+        &mut store,
+        &mut Silent,
+    ))
+    .unwrap();
+    // Round 2 of IMP at 20% per round (10% for the output layer).
+    assert!(
+        (result.weights_remaining - 0.64).abs() < 0.01,
+        "{}",
+        result.weights_remaining
+    );
+    let round = result.ticket.as_ref().expect("the IMP round's result");
+    assert_eq!(round.round, 2);
+    assert_eq!(round.weights_remaining, result.weights_remaining);
+    // The IMP run rewound to k = 20 is in the same store, round 2 finished.
+    let imp = ticket.imp_config(20);
+    assert!(store.exists(&format!("{}/round-02/result.json", imp.run_name())));
+    assert_eq!(result.path[0].point, result.copies[0]);
+    assert_eq!(result.path[4].point, result.copies[1]);
+}
