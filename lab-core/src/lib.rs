@@ -14,6 +14,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod dst;
+pub mod early_bird;
 pub mod error;
 pub mod hvp;
 pub mod imp;

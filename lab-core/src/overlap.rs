@@ -116,6 +116,34 @@ pub fn overlap(a: &Mask, b: &Mask) -> Result<Overlap, OverlapError> {
     Ok(Overlap { total, layers })
 }
 
+/// The normalised Hamming distance of two masks over the same layers: the fraction of all
+/// their positions kept by one and pruned by the other (early-bird tickets' mask distance).
+pub fn hamming(a: &Mask, b: &Mask) -> Result<f64, OverlapError> {
+    let (mut flips, mut total) = (0usize, 0usize);
+    if a.layers.len() != b.layers.len() {
+        return Err(OverlapError(format!(
+            "{} layers against {}",
+            a.layers.len(),
+            b.layers.len()
+        )));
+    }
+    for (la, lb) in a.layers.iter().zip(&b.layers) {
+        if la.name != lb.name || la.shape != lb.shape {
+            return Err(OverlapError(format!(
+                "{} {:?} against {} {:?}",
+                la.name, la.shape, lb.name, lb.shape
+            )));
+        }
+        flips += la.keep.iter().zip(&lb.keep).filter(|(x, y)| x != y).count();
+        total += la.total();
+    }
+    Ok(if total == 0 {
+        0.0
+    } else {
+        flips as f64 / total as f64
+    })
+}
+
 /// Pairwise overlaps of labelled masks: `matrix[i][j]` is the overlap of masks i and j.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OverlapMatrix {
@@ -248,6 +276,19 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn hamming_of_hand_made_masks() {
+        let (t, f) = (true, false);
+        let a = mask(&[("x", &[t, t, f, f, t]), ("y", &[t, f])]);
+        let b = mask(&[("x", &[t, f, t, f, t]), ("y", &[f, f])]);
+        // x flips at 1 and 2, y at 0: 3 of 7 positions.
+        assert_eq!(hamming(&a, &b).unwrap(), 3.0 / 7.0);
+        assert_eq!(hamming(&a, &a).unwrap(), 0.0);
+        let inverse = mask(&[("x", &[f, f, t, t, f]), ("y", &[f, t])]);
+        assert_eq!(hamming(&a, &inverse).unwrap(), 1.0);
+        assert!(hamming(&a, &mask(&[("x", &[t])])).is_err());
     }
 
     #[test]

@@ -1,15 +1,18 @@
 //! The follow-up analyses on real MNIST: linear mode connectivity (the ends of the line are
 //! the two trained copies exactly; a network split from itself has no barrier; tickets keep
-//! their mask along the line; records are read back).
+//! their mask along the line; records are read back) and early-bird tickets.
 
 mod common;
 
 use lab_core::block_on;
 use lab_core::burn::tensor::Device;
-use lab_core::imp::ImpObserver;
+use lab_core::early_bird::{Criterion, Draw, EarlyBirdExperiment, run_early_bird};
+use lab_core::imp::{ImpObserver, RunKeys};
 use lab_core::lmc::{LmcExperiment, run_lmc};
 use lab_core::model::{ModelKind, Net};
+use lab_core::record::RoundResult;
 use lab_core::store::{MemoryStore, RunStore};
+use lab_core::ticket::Ticket;
 use lab_core::train::{Observer, Prepared, Silent, TrainConfig};
 
 fn device() -> Device {
@@ -128,4 +131,85 @@ fn a_ticket_is_split_at_its_rewinding_point_with_its_mask() {
     assert!(store.exists(&format!("{}/round-02/result.json", imp.run_name())));
     assert_eq!(result.path[0].point, result.copies[0]);
     assert_eq!(result.path[4].point, result.copies[1]);
+}
+
+fn eb_experiment() -> EarlyBirdExperiment {
+    EarlyBirdExperiment::new()
+        .with_train(TrainConfig::new().with_iterations(60).with_eval_every(30))
+        .with_round(2)
+        .with_draw_every(10)
+}
+
+/// Watching the masks does not change the dense training; every draw and the early bird
+/// have exactly the IMP ticket's per-layer counts; the cost is the draw's iteration plus one
+/// training.
+#[test]
+fn early_bird_draws_have_the_imp_counts_and_watching_changes_nothing() {
+    let device = device();
+    let data = prepared(&device);
+    let mut store = MemoryStore::default();
+    let experiment = eb_experiment();
+    let criteria = [
+        Criterion {
+            epsilon: 1.0,
+            patience: 1,
+        },
+        Criterion {
+            epsilon: 0.0,
+            patience: 1,
+        },
+    ];
+    let report = block_on(run_early_bird::<Net>(
+        &experiment,
+        &criteria,
+        &data,
+        &device,
+        &mut store,
+        &mut Silent,
+    ))
+    .unwrap();
+    // The IMP run's dense round 0 is the same training as the watched run.
+    assert_eq!(
+        report.dense.curve,
+        block_imp_round0(&store, &experiment).curve
+    );
+    let iterations: Vec<usize> = report.draws.iter().map(|d| d.iteration).collect();
+    assert_eq!(iterations, [10, 20, 30, 40, 50, 60]);
+    let draws: Vec<Draw> = serde_json::from_slice(
+        &store
+            .read(&format!("{}/draws.json", experiment.run_name()))
+            .unwrap(),
+    )
+    .unwrap();
+    let imp_keys = RunKeys {
+        run: experiment.imp_config().run_name(),
+    };
+    let imp_mask = Ticket::from_safetensors(&store.read(&imp_keys.ticket(2)).unwrap())
+        .unwrap()
+        .mask;
+    for draw in &draws {
+        for (drawn, imp) in draw.mask.layers.iter().zip(&imp_mask.layers) {
+            assert_eq!(
+                drawn.remaining(),
+                imp.remaining(),
+                "{} at {}",
+                drawn.name,
+                draw.iteration
+            );
+        }
+    }
+    // ε = 1 accepts the second draw (the first with a predecessor); ε = 0 never.
+    assert_eq!(report.tickets[0].found_at, Some(20));
+    assert_eq!(report.tickets[0].cost_iterations, Some(20 + 60));
+    let trained = report.tickets[0].training.as_ref().unwrap();
+    assert_eq!(trained.weights_remaining, report.imp.weights_remaining);
+    assert_eq!(report.tickets[1].found_at, None);
+    assert_eq!(report.imp_cost_iterations, 3 * 60);
+}
+
+fn block_imp_round0(store: &MemoryStore, experiment: &EarlyBirdExperiment) -> RoundResult {
+    let keys = RunKeys {
+        run: experiment.imp_config().run_name(),
+    };
+    serde_json::from_slice(&store.read(&keys.result(None, 0)).unwrap()).unwrap()
 }

@@ -1,0 +1,502 @@
+//! Early-bird tickets (You et al., ICLR 2020): the pruning mask emerges early in training.
+//!
+//! During one dense training, a magnitude mask with the per-layer counts of IMP's round-R
+//! ticket is drawn every `draw_every` iterations (a [`MaskPolicy`] that reads the weights at
+//! those iterations and never changes the mask, so the training is the dense one bit for bit).
+//! The normalised Hamming distance between consecutive draws falls as training goes on. The
+//! early-bird ticket is the draw at which that distance has stayed below ε for `patience`
+//! draws in a row. It is trained from θ0, as IMP's tickets are, and compared with the IMP
+//! ticket of the same per-layer counts: accuracy, overlap, and total training cost
+//! (early bird: the iterations until it emerged plus one training; IMP: R + 1 trainings).
+//!
+//! Deliberate differences from the paper: You et al. prune conv channels by their batch-norm
+//! scales, stop the search at the early-bird point, and compare each new mask with the last
+//! five (the largest distance below ε). Here the masks are unstructured magnitude masks (the
+//! lab's nets have no batch norm), the dense run goes on to the end so the whole distance curve
+//! is seen, and the criterion is consecutive distances below ε for `patience` draws; any ε and
+//! patience can be read from one dense run, since every draw is recorded.
+//!
+//! Records (in a [`RunStore`]): `eb-<hash>/draws.json` (every drawn mask),
+//! `eb-<hash>/dense.json` (the watched run), `eb-<hash>/ticket-at-<t>/result.json` (the
+//! ticket drawn at t, trained); IMP's records under its own `imp-<hash>/`.
+
+use std::cell::RefCell;
+
+use burn::config::Config;
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+use web_time::Instant;
+
+use crate::data::DatasetKind;
+use crate::dst::policy::{MaskPolicy, UpdateContext};
+use crate::error::{ConfigError, DeviceError};
+use crate::imp::{ImpConfig, ImpError, ImpObserver, Rewind, masked_weights};
+use crate::mask::Mask;
+use crate::model::{Architecture, ModelKind, init_model};
+use crate::overlap::{hamming, overlap};
+use crate::params::{load_weights, read_weights};
+use crate::plot::{Chart, Series};
+use crate::prune::{PruneConfig, magnitude_per_layer_counts};
+use crate::record::{RoundResult, run_name};
+use crate::store::{RunStore, StoreError, read_json, write_json};
+use crate::train::{Prepared, Schedule, TrainConfig, TrainError, train_scheduled};
+
+#[derive(Config, Debug, PartialEq)]
+pub struct EarlyBirdExperiment {
+    #[config(default = "ModelKind::Lenet300")]
+    pub model: ModelKind,
+    #[config(default = "DatasetKind::Mnist")]
+    pub dataset: DatasetKind,
+    #[config(default = "TrainConfig::new()")]
+    pub train: TrainConfig,
+    /// Seed of θ0 and of the data order.
+    #[config(default = 0)]
+    pub seed: u64,
+    /// The IMP round whose per-layer counts the early-bird masks have.
+    #[config(default = 5)]
+    pub round: usize,
+    /// IMP's pruning rule.
+    #[config(default = "PruneConfig::default()")]
+    pub prune: PruneConfig,
+    /// Draw a mask every this many iterations.
+    #[config(default = 100)]
+    pub draw_every: usize,
+    #[config(default = "None")]
+    pub train_subset: Option<usize>,
+    #[config(default = "None")]
+    pub eval_subset: Option<usize>,
+}
+
+impl EarlyBirdExperiment {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.train.validate()?;
+        self.prune.validate()?;
+        if self.round == 0 {
+            return Err(ConfigError::new(
+                "round 0 is the dense network: pick round >= 1",
+            ));
+        }
+        if self.draw_every == 0 || self.draw_every > self.train.iterations {
+            return Err(ConfigError::new(
+                "draw_every must be between 1 and the training iterations",
+            ));
+        }
+        if self.train_subset == Some(0) || self.eval_subset == Some(0) {
+            return Err(ConfigError::new(
+                "train_subset and eval_subset must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn run_name(&self) -> String {
+        run_name("eb", self, &EarlyBirdExperiment::new())
+    }
+
+    /// The IMP run whose round `round` the early bird is compared with (rewinding to θ0).
+    pub fn imp_config(&self) -> ImpConfig {
+        ImpConfig::new()
+            .with_model(self.model)
+            .with_dataset(self.dataset)
+            .with_train(self.train.clone())
+            .with_prune(self.prune.clone())
+            .with_rounds(self.round + 1)
+            .with_rewind(Rewind::Init)
+            .with_seed(self.seed)
+            .with_train_subset(self.train_subset)
+            .with_eval_subset(self.eval_subset)
+    }
+}
+
+/// When the early bird emerges: ε and how many draws in a row must stay below it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Criterion {
+    pub epsilon: f64,
+    pub patience: usize,
+}
+
+/// A mask drawn during the dense run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Draw {
+    pub iteration: usize,
+    pub mask: Mask,
+}
+
+/// One draw as reported: its distance to the previous draw and to IMP's round-R mask.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrawDistance {
+    pub iteration: usize,
+    /// Normalised Hamming distance to the previous draw (`None` for the first).
+    pub to_previous: Option<f64>,
+    /// Normalised Hamming distance to the IMP ticket's mask.
+    pub to_imp: f64,
+}
+
+/// The early-bird ticket of one criterion, trained, beside the IMP ticket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EarlyBirdTicket {
+    pub criterion: Criterion,
+    /// The iteration of the draw that is the early bird (`None`: it never emerged).
+    pub found_at: Option<usize>,
+    /// Its training from θ0.
+    pub training: Option<RoundResult>,
+    /// Jaccard overlap with the IMP ticket's mask.
+    pub imp_jaccard: Option<f64>,
+    /// Training iterations spent: until the draw, plus its own training.
+    pub cost_iterations: Option<usize>,
+}
+
+/// What one early-bird experiment reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EarlyBirdReport {
+    pub run: String,
+    pub round: usize,
+    pub weights_remaining: f64,
+    pub draws: Vec<DrawDistance>,
+    /// The watched dense training.
+    pub dense: RoundResult,
+    /// IMP's ticket of round R (rewound to θ0) and what finding and training it cost.
+    pub imp: RoundResult,
+    pub imp_cost_iterations: usize,
+    /// The Jaccard overlap two random masks of these counts have.
+    pub chance_jaccard: f64,
+    pub tickets: Vec<EarlyBirdTicket>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EarlyBirdError {
+    #[error("invalid config: {0}")]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error("training: {0}")]
+    Train(#[from] TrainError),
+    #[error("IMP: {0}")]
+    Imp(#[from] ImpError),
+    #[error("records: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// A mask policy that only watches: every `every` iterations it draws the magnitude mask
+/// pruning `counts[i]` weights of layer i, and keeps the dense mask.
+struct MaskWatch {
+    every: usize,
+    counts: Vec<usize>,
+    draws: RefCell<Vec<Draw>>,
+}
+
+impl MaskPolicy for MaskWatch {
+    fn updates_at(&self, iteration: usize, _total: usize) -> bool {
+        iteration.is_multiple_of(self.every)
+    }
+
+    fn update(&self, context: &UpdateContext) -> Mask {
+        let drawn = magnitude_per_layer_counts(context.mask, context.weights, &self.counts);
+        self.draws.borrow_mut().push(Draw {
+            iteration: context.iteration,
+            mask: drawn,
+        });
+        context.mask.clone()
+    }
+}
+
+/// The first draw whose distance to its predecessor, and the `patience − 1` before it, are
+/// all below ε: its iteration. `distances` are (iteration, distance to the previous draw).
+pub fn emergence(distances: &[(usize, f64)], criterion: Criterion) -> Option<usize> {
+    let patience = criterion.patience.max(1);
+    let mut run = 0;
+    for &(iteration, distance) in distances {
+        run = if distance < criterion.epsilon {
+            run + 1
+        } else {
+            0
+        };
+        if run >= patience {
+            return Some(iteration);
+        }
+    }
+    None
+}
+
+/// Runs (or reads back) the experiment: IMP to round R, the watched dense run, and the
+/// early-bird ticket of each criterion, trained from θ0.
+pub async fn run_early_bird<M: Architecture>(
+    experiment: &EarlyBirdExperiment,
+    criteria: &[Criterion],
+    data: &Prepared,
+    device: &Device,
+    store: &mut dyn RunStore,
+    observer: &mut dyn ImpObserver,
+) -> Result<EarlyBirdReport, EarlyBirdError> {
+    experiment.validate()?;
+    let run = experiment.run_name();
+    write_json(store, &format!("{run}/config.json"), experiment)?;
+    let device = device.clone().autodiff();
+    let imp_config = experiment.imp_config();
+    let imp_results = crate::imp::run_imp::<M>(&imp_config, data, &device, store, observer).await?;
+    let imp_keys = crate::imp::RunKeys {
+        run: imp_config.run_name(),
+    };
+    let imp_mask = crate::imp::load_blob(store, &imp_keys.ticket(experiment.round))?
+        .ok_or_else(|| StoreError::Missing {
+            key: imp_keys.ticket(experiment.round),
+        })?
+        .mask;
+    let imp = imp_results[experiment.round].clone();
+    let theta0: M = init_model(experiment.model, experiment.seed, &device);
+    let dense_mask = Mask::dense_for(&theta0);
+    let train = experiment.train.for_replicate(experiment.seed);
+
+    let draws_key = format!("{run}/draws.json");
+    let dense_key = format!("{run}/dense.json");
+    let (draws, dense) = match (
+        read_json::<Vec<Draw>>(store, &draws_key),
+        read_json::<RoundResult>(store, &dense_key),
+    ) {
+        (Some(draws), Some(dense)) => (draws?, dense?),
+        _ => {
+            let counts: Vec<usize> = dense_mask
+                .layers
+                .iter()
+                .zip(&imp_mask.layers)
+                .map(|(all, kept)| all.total() - kept.remaining())
+                .collect();
+            let watch = MaskWatch {
+                every: experiment.draw_every,
+                counts,
+                draws: RefCell::new(Vec::new()),
+            };
+            observer.on_round_start(0, 1.0, "watched dense run");
+            let started = Instant::now();
+            let schedule = Schedule {
+                start: 0,
+                snapshot_at: None,
+                checkpoint: None,
+                policy: Some(&watch),
+            };
+            let outcome = train_scheduled(
+                theta0.clone(),
+                Some(&dense_mask),
+                data,
+                &train,
+                schedule,
+                observer,
+            )
+            .await?;
+            let dense = RoundResult::from_training(
+                0,
+                &dense_mask,
+                &outcome,
+                started.elapsed().as_secs_f64(),
+            );
+            let draws = watch.draws.into_inner();
+            write_json(store, &draws_key, &draws)?;
+            write_json(store, &dense_key, &dense)?;
+            (draws, dense)
+        }
+    };
+    let distances: Vec<DrawDistance> = draws
+        .iter()
+        .enumerate()
+        .map(|(i, draw)| -> Result<DrawDistance, EarlyBirdError> {
+            let to_previous = match i {
+                0 => None,
+                _ => Some(hamming(&draws[i - 1].mask, &draw.mask).map_err(config)?),
+            };
+            Ok(DrawDistance {
+                iteration: draw.iteration,
+                to_previous,
+                to_imp: hamming(&draw.mask, &imp_mask).map_err(config)?,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let consecutive: Vec<(usize, f64)> = distances
+        .iter()
+        .filter_map(|d| d.to_previous.map(|x| (d.iteration, x)))
+        .collect();
+    let theta0_weights = read_weights(&theta0).await?;
+    let iterations = experiment.train.iterations;
+    let mut tickets = Vec::with_capacity(criteria.len());
+    for &criterion in criteria {
+        let found_at = emergence(&consecutive, criterion);
+        let Some(at) = found_at else {
+            tickets.push(EarlyBirdTicket {
+                criterion,
+                found_at: None,
+                training: None,
+                imp_jaccard: None,
+                cost_iterations: None,
+            });
+            continue;
+        };
+        let mask = &draws
+            .iter()
+            .find(|d| d.iteration == at)
+            .expect("the emergence is a draw")
+            .mask;
+        let key = format!("{run}/ticket-at-{at:06}/result.json");
+        let training = match read_json::<RoundResult>(store, &key) {
+            Some(done) => done?,
+            None => {
+                observer.on_round_start(
+                    experiment.round,
+                    mask.density(),
+                    &format!("early bird (drawn at {at})"),
+                );
+                let started = Instant::now();
+                let model = load_weights(theta0.clone(), &masked_weights(&theta0_weights, mask));
+                let outcome =
+                    crate::train::train(model, Some(mask), data, &train, None, observer).await?;
+                let result = RoundResult::from_training(
+                    experiment.round,
+                    mask,
+                    &outcome,
+                    started.elapsed().as_secs_f64(),
+                );
+                write_json(store, &key, &result)?;
+                result
+            }
+        };
+        tickets.push(EarlyBirdTicket {
+            criterion,
+            found_at,
+            training: Some(training),
+            imp_jaccard: Some(overlap(mask, &imp_mask).map_err(config)?.total.jaccard),
+            cost_iterations: Some(at + iterations),
+        });
+    }
+    Ok(EarlyBirdReport {
+        run,
+        round: experiment.round,
+        weights_remaining: imp_mask.density(),
+        draws: distances,
+        dense,
+        imp,
+        imp_cost_iterations: (experiment.round + 1) * iterations,
+        // A mask with itself: the chance level of two random masks with its counts.
+        chance_jaccard: overlap(&imp_mask, &imp_mask).map_err(config)?.total.chance,
+        tickets,
+    })
+}
+
+fn config(error: crate::overlap::OverlapError) -> EarlyBirdError {
+    ConfigError(error.to_string()).into()
+}
+
+/// Mask distance over training: to the previous draw and to the IMP ticket (log y).
+pub fn distance_chart(report: &EarlyBirdReport) -> Chart {
+    let point = |x: usize, y: f64| (x as f64, y, y, y);
+    let previous = report
+        .draws
+        .iter()
+        .filter_map(|d| d.to_previous.map(|v| point(d.iteration, v.max(1e-6))))
+        .collect();
+    let to_imp = report
+        .draws
+        .iter()
+        .map(|d| point(d.iteration, d.to_imp.max(1e-6)))
+        .collect();
+    let mut series = vec![
+        Series {
+            label: "to the previous draw".into(),
+            points: previous,
+        },
+        Series {
+            label: format!("to the IMP ticket (round {})", report.round),
+            points: to_imp,
+        },
+    ];
+    for ticket in &report.tickets {
+        if let Some(at) = ticket.found_at {
+            let top = 1.0;
+            series.push(Series {
+                label: format!(
+                    "early bird, ε = {} × {}",
+                    ticket.criterion.epsilon, ticket.criterion.patience
+                ),
+                points: vec![point(at, 1e-3), (at as f64, top, top, top)],
+            });
+        }
+    }
+    Chart {
+        title: format!(
+            "Early-bird masks ({:.1}% of weights): normalised Hamming distance",
+            100.0 * report.weights_remaining
+        ),
+        x_label: "training iteration of the draw".into(),
+        y_label: "fraction of weights that flipped".into(),
+        log_x: false,
+        log_y: true,
+        series,
+        legend_top: true,
+    }
+}
+
+/// A Markdown table: the IMP ticket and each early-bird ticket, accuracy and cost.
+pub fn table(report: &EarlyBirdReport) -> String {
+    let mut out = String::from(
+        "| ticket | drawn at | test acc % (early stop) | final test acc % | Jaccard with IMP | training iterations |\n\
+         |---|---:|---:|---:|---:|---:|\n",
+    );
+    out += &format!(
+        "| dense (watched run) | | {:.2} | {:.2} | | {} |\n",
+        100.0 * report.dense.test_accuracy,
+        100.0 * report.dense.final_test_accuracy,
+        report.imp_cost_iterations / (report.round + 1)
+    );
+    out += &format!(
+        "| IMP round {} ({:.1}%) | | {:.2} | {:.2} | 1 | {} |\n",
+        report.round,
+        100.0 * report.weights_remaining,
+        100.0 * report.imp.test_accuracy,
+        100.0 * report.imp.final_test_accuracy,
+        report.imp_cost_iterations
+    );
+    for t in &report.tickets {
+        let name = format!(
+            "early bird ε = {}, {} in a row",
+            t.criterion.epsilon, t.criterion.patience
+        );
+        match (&t.training, t.found_at) {
+            (Some(r), Some(at)) => {
+                out += &format!(
+                    "| {name} | {at} | {:.2} | {:.2} | {:.3} | {} |\n",
+                    100.0 * r.test_accuracy,
+                    100.0 * r.final_test_accuracy,
+                    t.imp_jaccard.unwrap_or(0.0),
+                    t.cost_iterations.unwrap_or(0)
+                );
+            }
+            _ => out += &format!("| {name} | never | | | | |\n"),
+        }
+    }
+    out += &format!(
+        "\nTwo random masks of these counts share {:.3} by Jaccard.\n",
+        report.chance_jaccard
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_early_bird_is_the_first_draw_after_patience_quiet_ones() {
+        let d = [
+            (100, 0.3),
+            (200, 0.05),
+            (300, 0.2),
+            (400, 0.04),
+            (500, 0.03),
+            (600, 0.01),
+        ];
+        let c = |epsilon, patience| Criterion { epsilon, patience };
+        assert_eq!(emergence(&d, c(0.1, 1)), Some(200));
+        assert_eq!(emergence(&d, c(0.1, 2)), Some(500));
+        assert_eq!(emergence(&d, c(0.1, 3)), Some(600));
+        assert_eq!(emergence(&d, c(0.1, 4)), None);
+        assert_eq!(emergence(&d, c(0.02, 1)), Some(600));
+        assert_eq!(emergence(&d, c(0.001, 1)), None);
+    }
+}
