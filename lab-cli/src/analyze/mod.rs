@@ -2,7 +2,9 @@
 //! `overlap`: do different runs (seeds, rounds, methods) keep the same connections?
 //! `compare`: IMP runs that differ in one setting (weight decay, rewinding, …) on one chart.
 //! `lmc`: linear mode connectivity — is training stable from θk? (Frankle et al. 2020)
+//! `early-bird`: does the ticket's mask emerge early in dense training? (You et al. 2020)
 
+mod early_bird;
 mod lmc;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +40,11 @@ enum Analysis {
     /// dense net (--ticket-round 0) and IMP tickets rewound to k: report.json, table.md,
     /// charts instability, path-*, tickets.
     Lmc(lmc::LmcArgs),
+    /// Early-bird tickets: magnitude masks with IMP round R's per-layer counts drawn during
+    /// dense training, their Hamming distance draw to draw, the ticket drawn once it settles
+    /// (below ε for --patience draws) trained from θ0 against IMP's ticket, with the cost of
+    /// each: report.json, table.md, distance chart.
+    EarlyBird(early_bird::EarlyBirdArgs),
 }
 
 #[derive(Args)]
@@ -69,6 +76,7 @@ pub fn run(args: &AnalyzeArgs) -> Result<()> {
         Analysis::Overlap(args) => overlap(args),
         Analysis::Compare(args) => compare(args),
         Analysis::Lmc(args) => lmc::run(args),
+        Analysis::EarlyBird(args) => early_bird::run(args),
     }
 }
 
