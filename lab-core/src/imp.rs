@@ -404,10 +404,10 @@ pub async fn run_imp<M: Architecture>(
                 provenance(round, &mask),
             );
             store.write(&keys.ticket(round), &ticket)?;
-        } else {
-            let blob = weights_blob(&trained, &mask, provenance(round, &mask));
-            store.write(&keys.trained(round), &blob)?;
         }
+        // Kept for every round (fine-tuning continues from it; weight histograms read it).
+        let blob = weights_blob(&trained, &mask, provenance(round, &mask));
+        store.write(&keys.trained(round), &blob)?;
         // Always written, so a later run with more rounds continues from here.
         let next = prune::magnitude(&mask, &trained, &config.prune_rules());
         debug_assert!(next.is_subset_of(&mask));

@@ -1,14 +1,17 @@
 //! The follow-up analyses on real MNIST: linear mode connectivity (the ends of the line are
 //! the two trained copies exactly; a network split from itself has no barrier; tickets keep
-//! their mask along the line; records are read back) and early-bird tickets.
+//! their mask along the line; records are read back), early-bird tickets and weight
+//! histograms.
 
 mod common;
 
 use lab_core::block_on;
 use lab_core::burn::tensor::Device;
 use lab_core::early_bird::{Criterion, Draw, EarlyBirdExperiment, run_early_bird};
-use lab_core::imp::{ImpObserver, RunKeys};
+use lab_core::histogram::imp_round_histograms;
+use lab_core::imp::{ImpConfig, ImpObserver, RunKeys, run_imp};
 use lab_core::lmc::{LmcExperiment, run_lmc};
+use lab_core::mask::Mask;
 use lab_core::model::{ModelKind, Net};
 use lab_core::record::RoundResult;
 use lab_core::store::{MemoryStore, RunStore};
@@ -212,4 +215,62 @@ fn block_imp_round0(store: &MemoryStore, experiment: &EarlyBirdExperiment) -> Ro
         run: experiment.imp_config().run_name(),
     };
     serde_json::from_slice(&store.read(&keys.result(None, 0)).unwrap()).unwrap()
+}
+
+/// The histograms of an IMP round count every surviving weight of each stage exactly once.
+#[test]
+fn weight_histograms_count_every_survivor_once() {
+    let device = device();
+    let data = prepared(&device);
+    let mut store = MemoryStore::default();
+    let config = ImpConfig::new()
+        .with_train(TrainConfig::new().with_iterations(40).with_eval_every(20))
+        .with_rounds(3);
+    block_on(run_imp::<Net>(
+        &config,
+        &data,
+        &device,
+        &mut store,
+        &mut Silent,
+    ))
+    .unwrap();
+    let run = config.run_name();
+    let h = imp_round_histograms(&store, &run, 1, 50).unwrap();
+    let keys = RunKeys { run: run.clone() };
+    let mask = |round: usize| {
+        Mask::from_json(std::str::from_utf8(&store.read(&keys.mask(round)).unwrap()).unwrap())
+            .unwrap()
+    };
+    let (round1, round2) = (mask(1), mask(2));
+    assert_eq!(h.layers.len(), round1.layers.len());
+    for (layer, (m1, m2)) in h
+        .layers
+        .iter()
+        .zip(round1.layers.iter().zip(&round2.layers))
+    {
+        let expected = [
+            m1.remaining(),
+            m2.remaining(),
+            m2.remaining(),
+            m2.remaining(),
+        ];
+        let stages: Vec<&str> = layer.stages.iter().map(|s| s.stage.as_str()).collect();
+        assert_eq!(stages.len(), 4, "{stages:?}");
+        for (stage, want) in layer.stages.iter().zip(expected) {
+            assert_eq!(stage.total, want, "{} {}", layer.name, stage.stage);
+            assert_eq!(
+                stage.counts.iter().sum::<usize>(),
+                want,
+                "{} {}",
+                layer.name,
+                stage.stage
+            );
+        }
+        // Magnitude pruning keeps the larger weights.
+        assert!(
+            layer.stages[1].mean_abs > layer.stages[0].mean_abs,
+            "{}",
+            layer.name
+        );
+    }
 }

@@ -3,8 +3,10 @@
 //! `compare`: IMP runs that differ in one setting (weight decay, rewinding, …) on one chart.
 //! `lmc`: linear mode connectivity — is training stable from θk? (Frankle et al. 2020)
 //! `early-bird`: does the ticket's mask emerge early in dense training? (You et al. 2020)
+//! `histogram`: how pruning and retraining reshape each layer's weights.
 
 mod early_bird;
+mod histogram;
 mod lmc;
 
 use std::path::{Path, PathBuf};
@@ -45,6 +47,9 @@ enum Analysis {
     /// (below ε for --patience draws) trained from θ0 against IMP's ticket, with the cost of
     /// each: report.json, table.md, distance chart.
     EarlyBird(early_bird::EarlyBirdArgs),
+    /// Weight histograms of an `lth imp` run's round, per layer: trained before pruning,
+    /// kept by pruning, after retraining, rewound: histogram.json, table.md, charts.
+    Histogram(histogram::HistogramArgs),
 }
 
 #[derive(Args)]
@@ -77,6 +82,7 @@ pub fn run(args: &AnalyzeArgs) -> Result<()> {
         Analysis::Compare(args) => compare(args),
         Analysis::Lmc(args) => lmc::run(args),
         Analysis::EarlyBird(args) => early_bird::run(args),
+        Analysis::Histogram(args) => histogram::run(args),
     }
 }
 
