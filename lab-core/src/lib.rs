@@ -36,6 +36,7 @@ pub mod rng;
 pub mod store;
 pub mod ticket;
 pub mod train;
+pub mod transfer;
 
 pub use burn;
 

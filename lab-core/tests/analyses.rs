@@ -1,7 +1,7 @@
 //! The follow-up analyses on real MNIST: linear mode connectivity (the ends of the line are
 //! the two trained copies exactly; a network split from itself has no barrier; tickets keep
-//! their mask along the line; records are read back), early-bird tickets and weight
-//! histograms.
+//! their mask along the line; records are read back), early-bird tickets, weight
+//! histograms and ticket transfer.
 
 mod common;
 
@@ -17,6 +17,7 @@ use lab_core::record::RoundResult;
 use lab_core::store::{MemoryStore, RunStore};
 use lab_core::ticket::Ticket;
 use lab_core::train::{Observer, Prepared, Silent, TrainConfig};
+use lab_core::transfer::{TransferExperiment, run_transfer, start_key};
 
 fn device() -> Device {
     lab_core::backend::BackendKind::Ndarray.device().unwrap()
@@ -272,5 +273,61 @@ fn weight_histograms_count_every_survivor_once() {
             "{}",
             layer.name
         );
+    }
+}
+
+fn fashion() -> lab_core::data::Mnist {
+    let (data, _) = lab_core::data::native::load(
+        lab_core::data::DatasetKind::FashionMnist,
+        &lab_core::data::native::DataSource::default(),
+        &mut |_, _, _| {},
+    )
+    .expect("Fashion-MNIST: Debian's dataset-fashion-mnist (scripts/setup.sh core)");
+    data
+}
+
+/// A ticket found on MNIST and trained on Fashion-MNIST keeps its mask and rewound weights
+/// bit for bit; the reinit control keeps the mask only; random pruning keeps the counts only.
+#[test]
+fn a_transferred_ticket_keeps_its_mask_bit_for_bit() {
+    let device = device();
+    let source = prepared(&device);
+    let target = Prepared::new(&fashion().subset(2000, 300, 300), &device);
+    let mut store = MemoryStore::default();
+    let experiment = TransferExperiment::new()
+        .with_train(TrainConfig::new().with_iterations(40).with_eval_every(20))
+        .with_rounds(3);
+    let report = block_on(run_transfer::<Net>(
+        &experiment,
+        &source,
+        &target,
+        &device,
+        &mut store,
+        &mut Silent,
+    ))
+    .unwrap();
+    assert_eq!(report.rounds.len(), 2);
+    let source_keys = RunKeys {
+        run: experiment.imp_config(experiment.source).run_name(),
+    };
+    let run = experiment.run_name();
+    let read = |key: &str| Ticket::from_safetensors(&store.read(key).unwrap()).unwrap();
+    for round in [1, 2] {
+        let ticket = read(&source_keys.ticket(round));
+        let transferred = read(&start_key(&run, round, "transferred"));
+        assert_eq!(transferred.mask, ticket.mask, "round {round}");
+        assert_eq!(transferred.weights, ticket.weights, "round {round}");
+        assert_eq!(transferred.provenance.dataset, "fashion-mnist");
+        let reinit = read(&start_key(&run, round, "reinit"));
+        assert_eq!(reinit.mask, ticket.mask);
+        assert_ne!(reinit.weights, ticket.weights);
+        let random = read(&start_key(&run, round, "random-prune"));
+        assert_ne!(random.mask, ticket.mask);
+        for (a, b) in random.mask.layers.iter().zip(&ticket.mask.layers) {
+            assert_eq!(a.remaining(), b.remaining(), "{}", a.name);
+        }
+        let r = &report.rounds[round - 1];
+        assert_eq!(r.weights_remaining, ticket.mask.density());
+        assert_eq!(r.target_ticket.round, round);
     }
 }

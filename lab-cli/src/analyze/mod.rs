@@ -4,10 +4,12 @@
 //! `lmc`: linear mode connectivity — is training stable from θk? (Frankle et al. 2020)
 //! `early-bird`: does the ticket's mask emerge early in dense training? (You et al. 2020)
 //! `histogram`: how pruning and retraining reshape each layer's weights.
+//! `transfer`: do tickets found on one data set win on another? (Morcos et al. 2019)
 
 mod early_bird;
 mod histogram;
 mod lmc;
+mod transfer;
 
 use std::path::{Path, PathBuf};
 
@@ -50,6 +52,9 @@ enum Analysis {
     /// Weight histograms of an `lth imp` run's round, per layer: trained before pruning,
     /// kept by pruning, after retraining, rewound: histogram.json, table.md, charts.
     Histogram(histogram::HistogramArgs),
+    /// Ticket transfer: IMP tickets of --source trained on --target, against the target's own
+    /// tickets, the reinit and random-prune controls: report.json, table.md, charts.
+    Transfer(transfer::TransferArgs),
 }
 
 #[derive(Args)]
@@ -83,6 +88,7 @@ pub fn run(args: &AnalyzeArgs) -> Result<()> {
         Analysis::Lmc(args) => lmc::run(args),
         Analysis::EarlyBird(args) => early_bird::run(args),
         Analysis::Histogram(args) => histogram::run(args),
+        Analysis::Transfer(args) => transfer::run(args),
     }
 }
 
