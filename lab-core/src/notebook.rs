@@ -130,6 +130,94 @@ pub fn dst(
     Ok(result)
 }
 
+/// Runs (or reads back) the instability of `experiment` split at each k, on the CPU.
+pub fn lmc(
+    experiment: &crate::lmc::LmcExperiment,
+    ks: &[usize],
+    data: &Mnist,
+) -> Result<Vec<crate::lmc::LmcResult>, crate::lmc::LmcError> {
+    let (device, _) = cpu();
+    let data = data.limited(experiment.train_subset, experiment.eval_subset);
+    let prepared = Prepared::new(&data, &device);
+    let mut store = DirStore::new(records_dir());
+    let mut progress = Progress::default();
+    let mut results = Vec::with_capacity(ks.len());
+    for &k in ks {
+        let result = crate::block_on(crate::lmc::run_lmc::<Net>(
+            experiment,
+            k,
+            &prepared,
+            &device,
+            &mut store,
+            &mut progress,
+        ))?;
+        println!(
+            "{} k = {k}: copies {:.2}% and {:.2}%, error barrier {:+.2} points",
+            result.label,
+            100.0 * result.copies[0].test_accuracy,
+            100.0 * result.copies[1].test_accuracy,
+            100.0 * result.error_barrier
+        );
+        results.push(result);
+    }
+    Ok(results)
+}
+
+/// Runs (or reads back) an early-bird experiment on the CPU.
+pub fn early_bird(
+    experiment: &crate::early_bird::EarlyBirdExperiment,
+    criteria: &[crate::early_bird::Criterion],
+    data: &Mnist,
+) -> Result<crate::early_bird::EarlyBirdReport, crate::early_bird::EarlyBirdError> {
+    let (device, _) = cpu();
+    let data = data.limited(experiment.train_subset, experiment.eval_subset);
+    let prepared = Prepared::new(&data, &device);
+    let mut store = DirStore::new(records_dir());
+    crate::block_on(crate::early_bird::run_early_bird::<Net>(
+        experiment,
+        criteria,
+        &prepared,
+        &device,
+        &mut store,
+        &mut Progress::default(),
+    ))
+}
+
+/// Runs (or reads back) a transfer experiment on the CPU (both data sets given whole).
+pub fn transfer(
+    experiment: &crate::transfer::TransferExperiment,
+    source: &Mnist,
+    target: &Mnist,
+) -> Result<crate::transfer::TransferReport, crate::transfer::TransferError> {
+    let (device, _) = cpu();
+    let limit = |data: &Mnist| {
+        Prepared::new(
+            &data.limited(experiment.train_subset, experiment.eval_subset),
+            &device,
+        )
+    };
+    let (source, target) = (limit(source), limit(target));
+    let mut store = DirStore::new(records_dir());
+    crate::block_on(crate::transfer::run_transfer::<Net>(
+        experiment,
+        &source,
+        &target,
+        &device,
+        &mut store,
+        &mut Progress::default(),
+    ))
+}
+
+/// The weight histograms of round `round` of the IMP run `config` names, from the records.
+pub fn histograms(
+    config: &ImpConfig,
+    round: usize,
+    bins: usize,
+) -> Result<crate::histogram::RoundHistograms, ImpError> {
+    let store = DirStore::new(records_dir());
+    crate::histogram::imp_round_histograms(&store, &config.run_name(), round, bins)
+}
+
 /// Prints a line per round and a few evaluations per run (cells show output as it comes).
 #[derive(Default)]
 pub struct Progress {
