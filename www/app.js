@@ -3,7 +3,7 @@
 // module, data and backend), runner (a run, its failure modes, the CPU fallback), pad (the
 // digit pad). Test hooks load only with `?test` in the URL.
 import { state } from './js/state.js';
-import { $, showEvent, showReport, status } from './js/view.js';
+import { $, showAnalyses, showEvent, showReport, status } from './js/view.js';
 import { fetchMnist, startLab, watchGpuDevices } from './js/lab.js';
 import { isCancel, run, watchTraps } from './js/runner.js';
 import { setUpPad } from './js/pad.js';
@@ -48,6 +48,7 @@ $('experiment').addEventListener('submit', async (e) => {
   const started = performance.now();
   try {
     await run(settings);
+    showAnalyses(settings.strategy);
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     status(`Done in ${seconds} s on ${$('backend').textContent}. Draw a digit to test the ticket.`);
     document.body.dataset.state = 'done';

@@ -304,7 +304,7 @@ pub async fn run_lmc<M: Architecture>(
         label: experiment.label(),
         k,
         weights_remaining: mask.as_ref().map_or(1.0, Mask::density),
-        copies: [copies[0].clone(), copies[1].clone()],
+        copies: [copies[0], copies[1]],
         error_barrier: barrier(&errors),
         loss_barrier: barrier(&losses),
         path,

@@ -179,7 +179,7 @@ pub async fn run_transfer<M: Architecture>(
         .unwrap_or(0);
     let train = experiment.train.for_replicate(experiment.seed);
     let mut rounds = Vec::new();
-    for round in 1..experiment.rounds {
+    for (round, target_ticket) in target_results.iter().enumerate().skip(1) {
         let ticket =
             load_blob(store, &source_keys.ticket(round))?.ok_or_else(|| StoreError::Missing {
                 key: source_keys.ticket(round),
@@ -254,7 +254,7 @@ pub async fn run_transfer<M: Architecture>(
         rounds.push(TransferRound {
             round,
             weights_remaining: transferred.weights_remaining,
-            target_ticket: target_results[round].clone(),
+            target_ticket: target_ticket.clone(),
             transferred,
             reinit,
             random_prune,

@@ -27,6 +27,7 @@ use lab_core::model::{Classifier, ModelKind, Net, init_model};
 use lab_core::pai::{PaiConfig, PaiExperiment, Score, run_pai};
 use lab_core::params::load_weights;
 use lab_core::plot;
+use lab_core::store::RunStore;
 use lab_core::record::{ImpReport, RoundResult, with_defaults};
 use lab_core::train::TrainConfig;
 use lab_core::train::{Pause, Prepared};
@@ -460,6 +461,71 @@ impl Lab {
             other => return Err(js_error(format!("unknown chart {other:?}"))),
         };
         Ok(plot::to_svg(&chart))
+    }
+
+    /// The weight histograms of round `round` of this page's IMP run `run` (trained before
+    /// pruning, kept by pruning, after retraining, rewound), for its layer `layer`: an SVG
+    /// chart, or undefined while rounds `round` and `round + 1` are not both finished.
+    #[wasm_bindgen(js_name = histogramSvg)]
+    pub fn histogram_svg(&self, run: &str, round: usize, layer: usize) -> Option<String> {
+        let histograms =
+            lab_core::histogram::imp_round_histograms(&self.store, run, round, 60).ok()?;
+        let layer = histograms.layers.get(layer)?;
+        Some(plot::to_svg(&lab_core::histogram::layer_chart(
+            layer, round,
+        )))
+    }
+
+    /// The Jaccard overlap of the sparsest ticket of each run this page made (IMP, PaI and
+    /// sparse-training runs of the model of the latest one): an SVG matrix, or undefined with
+    /// fewer than two such runs.
+    #[wasm_bindgen(js_name = overlapSvg)]
+    pub fn overlap_svg(&self) -> Option<String> {
+        let mut latest: Vec<(String, String)> = Vec::new();
+        for key in self.store.keys() {
+            let is_ticket = (key.ends_with("/ticket.safetensors") && !key.contains("/control-"))
+                || (key.starts_with("dst-") && key.ends_with("/trained.safetensors"));
+            let Some((run, _)) = key.split_once('/') else {
+                continue;
+            };
+            if !is_ticket {
+                continue;
+            }
+            // Sorted keys: a run's last round comes last.
+            match latest.iter_mut().find(|(r, _)| r == run) {
+                Some(entry) => entry.1 = key.clone(),
+                None => latest.push((run.to_string(), key.clone())),
+            }
+        }
+        let masks: Vec<(String, lab_core::mask::Mask)> = latest
+            .iter()
+            .filter_map(|(run, key)| {
+                let ticket =
+                    lab_core::ticket::Ticket::from_safetensors(&self.store.read(key)?).ok()?;
+                let label = if run.starts_with("imp-") {
+                    format!("{run} r{:02}", ticket.provenance.round)
+                } else {
+                    run.clone()
+                };
+                Some((label, ticket.mask))
+            })
+            .collect();
+        // Only masks of one model compare: the model of the run that wrote last.
+        let model = self.trained.borrow().as_ref().map(|t| t.mask.clone())?;
+        let same_model = |m: &lab_core::mask::Mask| {
+            m.layers.len() == model.layers.len()
+                && m.layers
+                    .iter()
+                    .zip(&model.layers)
+                    .all(|(a, b)| a.name == b.name && a.shape == b.shape)
+        };
+        let masks: Vec<_> = masks.into_iter().filter(|(_, m)| same_model(m)).collect();
+        if masks.len() < 2 {
+            return None;
+        }
+        lab_core::overlap::overlap_matrix(&masks)
+            .ok()
+            .map(|m| m.to_svg())
     }
 
     /// Round of the network that `classify` and the first-layer picture use, if any.

@@ -17,6 +17,16 @@ impl JsStore {
     pub fn new(map: Map) -> Self {
         Self { map }
     }
+
+    /// Every key, sorted (the page's analyses look for the tickets of its runs).
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = js_sys::Array::from(&self.map.keys().into())
+            .iter()
+            .filter_map(|k| k.as_string())
+            .collect();
+        keys.sort();
+        keys
+    }
 }
 
 impl RunStore for JsStore {

@@ -121,6 +121,17 @@ try {
   assert.equal(resumed.rounds.length, 4);
   assert.deepEqual(resumed.rounds.slice(0, 3).map((r) => r.test_accuracy), report.rounds.map((r) => r.test_accuracy),
     'rounds 0–2 are read back from the records, not retrained');
+  // 4b. The weight histograms of the run: round 2 against round 3, of the middle layer.
+  assert.ok(!(await page.isHidden('#histogram-view')), 'the histogram view is hidden');
+  const histogram = await page.evaluate(() => {
+    const svg = document.querySelector('#histogram svg');
+    return svg && { paths: svg.querySelectorAll('polyline, path').length, text: svg.textContent };
+  });
+  assert.ok(histogram && histogram.text.includes('layers.1.weight'), JSON.stringify(histogram)?.slice(0, 300));
+  // Counts in the legend: of the second layer's 30,000 weights, 19,200 in round 2 and the
+  // 15,360 that pruning keeps for round 3.
+  assert.ok(histogram.text.includes('before pruning (19200)') && histogram.text.includes('kept by pruning (15360)'),
+    histogram.text.slice(0, 400));
 
   // 5. Pruning at initialisation: SynFlow at each round's density (1, 0.8), then trained.
   await page.selectOption('select[name=strategy]', 'pai-synflow');
@@ -168,6 +179,10 @@ try {
   assert.equal(dstSaved[0].explored, rs.at(-1));
   assert.ok(dstSaved[0].training.test_accuracy > 0.5, `${dstSaved[0].training.test_accuracy}`);
   assert.equal(await page.textContent('#download-format'), 'lth dst');
+  // 5c. The overlap of this page's runs: the IMP ticket, the SynFlow network and the RigL mask.
+  assert.ok(!(await page.isHidden('#overlap-view')), 'the overlap view is hidden');
+  const overlap = await page.textContent('#overlap');
+  for (const kind of ['imp-', 'pai-', 'dst-']) assert.ok(overlap.includes(kind), `no ${kind} run in the overlap: ${overlap.slice(0, 300)}`);
   await page.evaluate(() => { window.lth.onEvent = null; });
   await page.selectOption('select[name=strategy]', 'imp-per-layer');
 

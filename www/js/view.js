@@ -136,3 +136,19 @@ function drawScaled(context, image, scale) {
   context.imageSmoothingEnabled = false;
   context.drawImage(buffer, 0, 0, image.width * scale, image.height * scale);
 }
+
+/// The analyses of this page's runs: weight histograms of the last IMP run (its
+/// second-to-last round against the last) and the overlap of every run's sparsest ticket.
+export function showAnalyses(strategy) {
+  const report = state.report;
+  const rounds = report?.rounds?.length ?? 0;
+  if (strategy.startsWith('imp') && report?.run && rounds >= 2) {
+    const layers = report.rounds[0].layers.length;
+    const svg = state.lab.histogramSvg(report.run, rounds - 2, Math.floor(layers / 2));
+    $('histogram-view').hidden = !svg;
+    if (svg) $('histogram').innerHTML = svg;
+  }
+  const overlap = state.lab.overlapSvg();
+  $('overlap-view').hidden = !overlap;
+  if (overlap) $('overlap').innerHTML = overlap;
+}
