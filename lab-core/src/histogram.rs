@@ -20,8 +20,11 @@ use crate::store::{RunStore, StoreError};
 pub struct Histogram {
     pub stage: String,
     pub counts: Vec<usize>,
-    /// The weights counted (the stage's survivors).
+    /// The weights counted (the stage's survivors): the bins' sum plus `non_finite`.
     pub total: usize,
+    /// NaN or infinite weights (a diverged run), counted here and in no bin.
+    #[serde(default)]
+    pub non_finite: usize,
     pub mean_abs: f64,
 }
 
@@ -92,6 +95,7 @@ pub fn histograms(
         let extreme = values
             .iter()
             .flat_map(|(_, v)| v.iter())
+            .filter(|v| v.is_finite())
             .fold(0f64, |m, &v| m.max(f64::from(v).abs()));
         let (lo, hi) = if extreme > 0.0 {
             (-extreme, extreme)
@@ -102,17 +106,19 @@ pub fn histograms(
             .iter()
             .map(|(stage, v)| {
                 let mut counts = vec![0usize; bins];
-                for &x in v {
+                let finite: Vec<f32> = v.iter().copied().filter(|x| x.is_finite()).collect();
+                for &x in &finite {
                     counts[bin_of(f64::from(x), lo, hi, bins)] += 1;
                 }
                 Histogram {
                     stage: stage.to_string(),
                     counts,
                     total: v.len(),
-                    mean_abs: if v.is_empty() {
+                    non_finite: v.len() - finite.len(),
+                    mean_abs: if finite.is_empty() {
                         0.0
                     } else {
-                        v.iter().map(|x| f64::from(x.abs())).sum::<f64>() / v.len() as f64
+                        finite.iter().map(|x| f64::from(x.abs())).sum::<f64>() / finite.len() as f64
                     },
                 }
             })

@@ -7,7 +7,14 @@
 //! the two ends' errors. A network is *stable* at k when the barrier is about 0. For a
 //! sparse network the same is done with the ticket of IMP round R found with rewinding to the
 //! same k (θk ⊙ m): the paper's finding is that IMP finds matching tickets exactly from the k
-//! where that ticket is stable.
+//! where that ticket is stable, while the random-pruning and random-reinitialisation controls
+//! of the same sparsity are neither stable nor matching (`branch`). The paper calls a network
+//! stable when its barrier is under 2 points ([`STABLE_BELOW`]).
+//!
+//! As in open_lth, each copy starts a fresh optimiser at k (with Adam its first steps after k
+//! differ from an uninterrupted run) and continues the schedule and its own data order from
+//! iteration k. The copies' data orders are derived from the replicate seed, so replicates
+//! differ after the split too.
 //!
 //! Records (in a [`RunStore`]): `lmc-<hash>/k-<k>/result.json` per split point. The hash
 //! does not cover k, so asking for more split points extends a run; the sparse case's IMP
@@ -20,7 +27,9 @@ use web_time::Instant;
 
 use crate::data::DatasetKind;
 use crate::error::{ConfigError, DeviceError};
-use crate::imp::{ImpConfig, ImpError, ImpObserver, Rewind, RunKeys, load_blob, run_imp};
+use crate::imp::{
+    Control, ImpConfig, ImpError, ImpObserver, Rewind, RunKeys, load_blob, run_control, run_imp,
+};
 use crate::mask::Mask;
 use crate::model::{Architecture, ModelKind, init_model};
 use crate::params::{HostTensor, Weights, load_weights, read_weights};
@@ -43,15 +52,20 @@ pub struct LmcExperiment {
     /// Replicate seed: θ0, and the data order before the split (and of IMP's trainings).
     #[config(default = 0)]
     pub seed: u64,
-    /// The data-order seeds of the two copies after the split.
-    #[config(default = "[1, 2]")]
-    pub copy_seeds: [u64; 2],
+    /// The data-order seeds of the two copies after the split (default: 2·seed + 1 and
+    /// 2·seed + 2). Equal seeds make equal copies: a barrier of exactly 0, a test only.
+    #[config(default = "None")]
+    pub copy_seeds: Option<[u64; 2]>,
     /// Networks evaluated on the line, both ends included.
     #[config(default = 11)]
     pub points: usize,
     /// 0: the dense network. R > 0: the ticket of IMP round R (found with rewinding to k).
     #[config(default = 0)]
     pub ticket_round: usize,
+    /// With a ticket round: instead of the ticket, that round's control network (the same
+    /// mask with fresh weights, or a random mask of the same per-layer counts on θk).
+    #[config(default = "None")]
+    pub branch: Option<Control>,
     /// IMP's pruning rule, for tickets.
     #[config(default = "PruneConfig::default()")]
     pub prune: PruneConfig,
@@ -75,11 +89,22 @@ impl LmcExperiment {
                 "train_subset and eval_subset must be at least 1",
             ));
         }
+        if self.branch.is_some() && self.ticket_round == 0 {
+            return Err(ConfigError::new(
+                "a control network needs a ticket round (its mask's sparsity)",
+            ));
+        }
         Ok(())
     }
 
     pub fn run_name(&self) -> String {
         run_name("lmc", self, &LmcExperiment::new())
+    }
+
+    /// The two copies' data-order seeds.
+    pub fn copy_seeds(&self) -> [u64; 2] {
+        self.copy_seeds
+            .unwrap_or([2 * self.seed + 1, 2 * self.seed + 2])
     }
 
     /// The IMP run whose round `ticket_round` is the ticket rewound to `k`.
@@ -100,12 +125,12 @@ impl LmcExperiment {
             .with_eval_subset(self.eval_subset)
     }
 
-    /// `dense` or `ticket round R`.
+    /// `dense`, `ticket round R` or `reinit round R` / `random-prune round R`.
     pub fn label(&self) -> String {
-        if self.ticket_round == 0 {
-            "dense".into()
-        } else {
-            format!("ticket round {}", self.ticket_round)
+        match (self.ticket_round, self.branch) {
+            (0, _) => "dense".into(),
+            (round, None) => format!("ticket round {round}"),
+            (round, Some(control)) => format!("{} round {round}", control.name()),
         }
     }
 }
@@ -147,10 +172,14 @@ pub struct LmcResult {
     pub error_barrier: f64,
     /// The same for the test loss.
     pub loss_barrier: f64,
-    /// For a ticket: its IMP round's result (rewound to k), to read "matching" against.
+    /// For a ticket (or a control): its IMP round's result (rewound to k), to read
+    /// "matching" against.
     pub ticket: Option<RoundResult>,
     pub wall_seconds: f64,
 }
+
+/// The paper's threshold: a network is stable when its error barrier is below 2 points.
+pub const STABLE_BELOW: f64 = 0.02;
 
 /// max_α f(α) − (f(0) + f(1)) / 2 over a path's values, ends first and last.
 pub fn barrier(values: &[f64]) -> f64 {
@@ -268,15 +297,31 @@ pub async fn run_lmc<M: Architecture>(
             let keys = RunKeys {
                 run: imp.run_name(),
             };
-            let blob =
-                load_blob(store, &keys.ticket(round))?.ok_or_else(|| StoreError::Missing {
-                    key: keys.ticket(round),
-                })?;
-            (blob.weights, Some(blob.mask), results.get(round).cloned())
+            let (key, result) = match experiment.branch {
+                None => (keys.ticket(round), results.get(round).cloned()),
+                Some(control) => {
+                    let done = run_control::<M>(
+                        &imp,
+                        control,
+                        Some(&[round]),
+                        data,
+                        &device,
+                        store,
+                        observer,
+                    )
+                    .await?;
+                    (
+                        keys.control_start(control.name(), round),
+                        done.into_iter().next(),
+                    )
+                }
+            };
+            let blob = load_blob(store, &key)?.ok_or(StoreError::Missing { key })?;
+            (blob.weights, Some(blob.mask), result)
         };
     let mut trained = Vec::with_capacity(2);
     let mut copies = Vec::with_capacity(2);
-    for (copy, &seed) in ["A", "B"].iter().zip(&experiment.copy_seeds) {
+    for (copy, seed) in ["A", "B"].iter().zip(experiment.copy_seeds()) {
         let config = experiment.train.clone().with_data_seed(Some(seed));
         observer.on_round_start(
             experiment.ticket_round,
@@ -424,18 +469,23 @@ pub fn ticket_accuracy_chart(results: &[LmcResult], dense_accuracy: Option<f64>)
 /// A Markdown table: network, k, copies' accuracy, barriers, the ticket's accuracy.
 pub fn table(results: &[LmcResult]) -> String {
     let mut out = String::from(
-        "| network | % remaining | k | copy A test acc % | copy B test acc % | error barrier (points) | loss barrier | ticket final test acc % (IMP, rewound to k) |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| network | % remaining | k | copy A test acc % | copy B test acc % | error barrier (points) | stable (< 2 points) | loss barrier | its IMP round's final test acc % (rewound to k) |\n\
+         |---|---:|---:|---:|---:|---:|---|---:|---:|\n",
     );
     for r in results {
         out += &format!(
-            "| {} | {:.1} | {} | {:.2} | {:.2} | {:.2} | {:.4} | {} |\n",
+            "| {} | {:.1} | {} | {:.2} | {:.2} | {:.2} | {} | {:.4} | {} |\n",
             r.label,
             100.0 * r.weights_remaining,
             r.k,
             100.0 * r.copies[0].test_accuracy,
             100.0 * r.copies[1].test_accuracy,
             100.0 * r.error_barrier,
+            if r.error_barrier < STABLE_BELOW {
+                "yes"
+            } else {
+                "no"
+            },
             r.loss_barrier,
             r.ticket.as_ref().map_or("".into(), |t| format!(
                 "{:.2}",

@@ -167,6 +167,7 @@ pub fn lmc(
 pub fn early_bird(
     experiment: &crate::early_bird::EarlyBirdExperiment,
     criteria: &[crate::early_bird::Criterion],
+    retrains: &[crate::early_bird::Retrain],
     data: &Mnist,
 ) -> Result<crate::early_bird::EarlyBirdReport, crate::early_bird::EarlyBirdError> {
     let (device, _) = cpu();
@@ -176,6 +177,7 @@ pub fn early_bird(
     crate::block_on(crate::early_bird::run_early_bird::<Net>(
         experiment,
         criteria,
+        retrains,
         &prepared,
         &device,
         &mut store,

@@ -7,9 +7,9 @@ mod common;
 
 use lab_core::block_on;
 use lab_core::burn::tensor::Device;
-use lab_core::early_bird::{Criterion, Draw, EarlyBirdExperiment, run_early_bird};
+use lab_core::early_bird::{Criterion, Draw, EarlyBirdExperiment, Retrain, run_early_bird};
 use lab_core::histogram::imp_round_histograms;
-use lab_core::imp::{ImpConfig, ImpObserver, RunKeys, run_imp};
+use lab_core::imp::{Control, ImpConfig, ImpObserver, RunKeys, run_imp};
 use lab_core::lmc::{LmcExperiment, run_lmc};
 use lab_core::mask::Mask;
 use lab_core::model::{ModelKind, Net};
@@ -86,7 +86,7 @@ impl ImpObserver for CountSteps {}
 fn a_network_split_from_itself_has_no_barrier() {
     let device = device();
     let data = prepared(&device);
-    let same = experiment().with_copy_seeds([7, 7]);
+    let same = experiment().with_copy_seeds(Some([7, 7]));
     for k in [0, 30] {
         let result = block_on(run_lmc::<Net>(
             &same,
@@ -135,6 +135,25 @@ fn a_ticket_is_split_at_its_rewinding_point_with_its_mask() {
     assert!(store.exists(&format!("{}/round-02/result.json", imp.run_name())));
     assert_eq!(result.path[0].point, result.copies[0]);
     assert_eq!(result.path[4].point, result.copies[1]);
+    // The random-pruning control of the same round: the same sparsity, trained by IMP's
+    // control branch (its record), split at the same k.
+    let control = block_on(run_lmc::<Net>(
+        &ticket.clone().with_branch(Some(Control::RandomPrune)),
+        20,
+        &data,
+        &device,
+        &mut store,
+        &mut Silent,
+    ))
+    .unwrap();
+    assert_eq!(control.weights_remaining, result.weights_remaining);
+    assert_eq!(control.label, "random-prune round 2");
+    assert!(store.exists(&keys_result(&imp.run_name(), "random-prune", 2)));
+    assert_ne!(control.copies, result.copies);
+}
+
+fn keys_result(run: &str, branch: &str, round: usize) -> String {
+    RunKeys { run: run.into() }.result(Some(branch), round)
 }
 
 fn eb_experiment() -> EarlyBirdExperiment {
@@ -156,16 +175,17 @@ fn early_bird_draws_have_the_imp_counts_and_watching_changes_nothing() {
     let criteria = [
         Criterion {
             epsilon: 1.0,
-            patience: 1,
+            window: 2,
         },
         Criterion {
             epsilon: 0.0,
-            patience: 1,
+            window: 2,
         },
     ];
     let report = block_on(run_early_bird::<Net>(
         &experiment,
         &criteria,
+        &[Retrain::Init, Retrain::Continue],
         &data,
         &device,
         &mut store,
@@ -202,12 +222,22 @@ fn early_bird_draws_have_the_imp_counts_and_watching_changes_nothing() {
             );
         }
     }
-    // ε = 1 accepts the second draw (the first with a predecessor); ε = 0 never.
-    assert_eq!(report.tickets[0].found_at, Some(20));
-    assert_eq!(report.tickets[0].cost_iterations, Some(20 + 60));
-    let trained = report.tickets[0].training.as_ref().unwrap();
+    // ε = 1 accepts the second draw (the first with a predecessor); ε = 0 never. Each
+    // criterion is trained from θ0 and continued from the draw.
+    let (init, continued) = (&report.tickets[0], &report.tickets[1]);
+    assert_eq!(
+        (init.retrain, continued.retrain),
+        (Retrain::Init, Retrain::Continue)
+    );
+    assert_eq!(init.found_at, Some(20));
+    assert_eq!(init.cost_iterations, Some(20 + 60));
+    assert_eq!(continued.cost_iterations, Some(60));
+    let trained = init.training.as_ref().unwrap();
     assert_eq!(trained.weights_remaining, report.imp.weights_remaining);
-    assert_eq!(report.tickets[1].found_at, None);
+    // The continued ticket trains from iteration 20 on: its curve starts there.
+    assert_eq!(continued.training.as_ref().unwrap().curve[0].iteration, 20);
+    assert_eq!(trained.curve[0].iteration, 0);
+    assert_eq!(report.tickets[2].found_at, None);
     assert_eq!(report.imp_cost_iterations, 3 * 60);
 }
 

@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
-use lab_core::early_bird::{Criterion, EarlyBirdExperiment, distance_chart, run_early_bird, table};
+use lab_core::early_bird::{
+    Criterion, EarlyBirdExperiment, Retrain, distance_chart, run_early_bird, table,
+};
 use lab_core::model::Net;
 use lab_core::store::DirStore;
 use lab_core::train::Prepared;
@@ -25,12 +27,17 @@ pub struct EarlyBirdArgs {
     /// Draw a mask every this many iterations.
     #[arg(long, default_value_t = 100)]
     draw_every: usize,
-    /// ε: the distance below which consecutive draws count as settled, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "0.05,0.02,0.01")]
+    /// ε: the early bird is the first draw within ε of each of the --window − 1 draws before
+    /// it (the reference: 0.1 with draws one epoch apart), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0.1,0.05,0.02")]
     epsilon: Vec<f64>,
-    /// How many draws in a row must stay below ε.
-    #[arg(long, default_value_t = 3)]
-    patience: usize,
+    /// Draws compared (the reference's FIFO: 5, the new one and the four before it).
+    #[arg(long, default_value_t = 5)]
+    window: usize,
+    /// How the early-bird ticket is trained, comma-separated: init (from θ0, as IMP's
+    /// tickets) and/or continue (from its weights at the draw, on to the end).
+    #[arg(long, value_delimiter = ',', default_value = "init,continue")]
+    retrain: Vec<String>,
     /// Global instead of per-layer magnitude pruning (IMP's rule).
     #[arg(long)]
     global: bool,
@@ -62,9 +69,18 @@ pub fn run(args: &EarlyBirdArgs) -> Result<()> {
         .iter()
         .map(|&epsilon| Criterion {
             epsilon,
-            patience: args.patience,
+            window: args.window,
         })
         .collect();
+    let retrains = args
+        .retrain
+        .iter()
+        .map(|name| match name.as_str() {
+            "init" => Ok(Retrain::Init),
+            "continue" => Ok(Retrain::Continue),
+            other => anyhow::bail!("--retrain {other}: init or continue"),
+        })
+        .collect::<Result<Vec<_>>>()?;
     let data = load_data(t.dataset.0, t.data.clone(), t.download, t.quiet)?;
     let data = data.limited(t.train_subset, t.eval_subset);
     let device = t.backend.device()?;
@@ -75,6 +91,7 @@ pub fn run(args: &EarlyBirdArgs) -> Result<()> {
     let report = lab_core::block_on(run_early_bird::<Net>(
         &experiment,
         &criteria,
+        &retrains,
         &prepared,
         &device,
         &mut store,

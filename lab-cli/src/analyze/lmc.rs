@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::Args;
+use lab_core::imp::Control;
 use lab_core::lmc::{
     LmcExperiment, LmcResult, instability_chart, path_chart, run_lmc, table, ticket_accuracy_chart,
 };
@@ -28,9 +29,13 @@ pub struct LmcArgs {
     /// Networks, comma-separated: 0 = dense; R = the ticket of IMP round R rewound to k.
     #[arg(long, value_delimiter = ',', default_value = "0")]
     ticket_round: Vec<usize>,
-    /// Data-order seeds of the two copies after the split.
-    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [1u64, 2])]
-    copy_seeds: Vec<u64>,
+    /// For each ticket round, which networks of that sparsity: ticket, reinit (its mask,
+    /// fresh weights), random-prune (a random mask of its counts on θk); comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "ticket")]
+    network: Vec<String>,
+    /// Data-order seeds of the two copies after the split (default: 2·seed+1, 2·seed+2).
+    #[arg(long, value_delimiter = ',', num_args = 2)]
+    copy_seeds: Option<Vec<u64>>,
     /// Networks evaluated on the line between the copies, ends included.
     #[arg(long, default_value_t = 11)]
     points: usize,
@@ -57,22 +62,39 @@ pub fn run(args: &LmcArgs) -> Result<()> {
         .collect::<Result<Vec<usize>>>()?;
     ks.sort_unstable();
     ks.dedup();
-    let experiments: Vec<LmcExperiment> = args
-        .ticket_round
-        .iter()
-        .map(|&round| {
-            LmcExperiment::new()
-                .with_model(t.model.0)
-                .with_dataset(t.dataset.0)
-                .with_train(t.train_config())
-                .with_seed(t.seed)
-                .with_copy_seeds([args.copy_seeds[0], args.copy_seeds[1]])
-                .with_points(args.points)
-                .with_ticket_round(round)
-                .with_train_subset(t.train_subset)
-                .with_eval_subset(t.eval_subset)
-        })
-        .collect();
+    let copy_seeds = match args.copy_seeds.as_deref() {
+        Some([a, b]) if a == b => bail!("--copy-seeds {a},{b}: equal seeds train equal copies"),
+        Some([a, b]) => Some([*a, *b]),
+        _ => None,
+    };
+    let mut branches: Vec<Option<Control>> = Vec::new();
+    for name in &args.network {
+        branches.push(match name.as_str() {
+            "ticket" => None,
+            "reinit" => Some(Control::Reinit),
+            "random-prune" | "random" => Some(Control::RandomPrune),
+            other => bail!("--network {other}: ticket, reinit or random-prune"),
+        });
+    }
+    let base = LmcExperiment::new()
+        .with_model(t.model.0)
+        .with_dataset(t.dataset.0)
+        .with_train(t.train_config())
+        .with_seed(t.seed)
+        .with_copy_seeds(copy_seeds)
+        .with_points(args.points)
+        .with_train_subset(t.train_subset)
+        .with_eval_subset(t.eval_subset);
+    let mut experiments: Vec<LmcExperiment> = Vec::new();
+    for &round in &args.ticket_round {
+        if round == 0 {
+            experiments.push(base.clone());
+            continue;
+        }
+        for &branch in &branches {
+            experiments.push(base.clone().with_ticket_round(round).with_branch(branch));
+        }
+    }
     for experiment in &experiments {
         // The error is a String, not a std::error::Error.
         experiment.validate()?;
@@ -118,15 +140,12 @@ pub fn run(args: &LmcArgs) -> Result<()> {
             .filter(|r| r.label == experiment.label())
             .cloned()
             .collect();
-        let name = if experiment.ticket_round == 0 {
-            "path-dense".to_string()
-        } else {
-            format!("path-ticket-round-{}", experiment.ticket_round)
-        };
+        let name = format!("path-{}", experiment.label().replace(' ', "-"));
         write_chart(&args.out, &name, &path_chart(&of))?;
     }
     if results.iter().any(|r| r.ticket.is_some()) {
-        // The dense network's accuracy at the end of training: its copies split at k = 0.
+        // The dense network's accuracy at the end of training: its copies split at the
+        // smallest k.
         let dense = results
             .iter()
             .filter(|r| r.ticket.is_none())

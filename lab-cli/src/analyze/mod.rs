@@ -44,10 +44,10 @@ enum Analysis {
     /// dense net (--ticket-round 0) and IMP tickets rewound to k: report.json, table.md,
     /// charts instability, path-*, tickets.
     Lmc(lmc::LmcArgs),
-    /// Early-bird tickets: magnitude masks with IMP round R's per-layer counts drawn during
-    /// dense training, their Hamming distance draw to draw, the ticket drawn once it settles
-    /// (below ε for --patience draws) trained from θ0 against IMP's ticket, with the cost of
-    /// each: report.json, table.md, distance chart.
+    /// Early-bird tickets: magnitude masks with IMP round R's counts drawn during dense
+    /// training, their Hamming distances, the first draw within ε of the --window − 1 before it
+    /// trained from θ0 or continued, against IMP's ticket, with the cost of each:
+    /// report.json, table.md, distance chart.
     EarlyBird(early_bird::EarlyBirdArgs),
     /// Weight histograms of an `lth imp` run's round, per layer: trained before pruning,
     /// kept by pruning, after retraining, rewound: histogram.json, table.md, charts.
