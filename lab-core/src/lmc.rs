@@ -178,6 +178,23 @@ pub struct LmcResult {
     pub wall_seconds: f64,
 }
 
+impl LmcResult {
+    /// The largest test error on the line above the straight chord between the ends' errors:
+    /// a hump in the middle, without the half of the ends' difference that the paper's barrier
+    /// also counts when the two copies end at different errors.
+    pub fn chord_barrier(&self) -> f64 {
+        let error = |p: &PathPoint| 1.0 - p.point.test_accuracy;
+        let (Some(first), Some(last)) = (self.path.first(), self.path.last()) else {
+            return 0.0;
+        };
+        let (e0, e1) = (error(first), error(last));
+        self.path
+            .iter()
+            .map(|p| error(p) - ((1.0 - p.alpha) * e0 + p.alpha * e1))
+            .fold(0.0, f64::max)
+    }
+}
+
 /// The paper's threshold: a network is stable when its error barrier is below 2 points.
 pub const STABLE_BELOW: f64 = 0.02;
 
@@ -469,12 +486,12 @@ pub fn ticket_accuracy_chart(results: &[LmcResult], dense_accuracy: Option<f64>)
 /// A Markdown table: network, k, copies' accuracy, barriers, the ticket's accuracy.
 pub fn table(results: &[LmcResult]) -> String {
     let mut out = String::from(
-        "| network | % remaining | k | copy A test acc % | copy B test acc % | error barrier (points) | stable (< 2 points) | loss barrier | its IMP round's final test acc % (rewound to k) |\n\
-         |---|---:|---:|---:|---:|---:|---|---:|---:|\n",
+        "| network | % remaining | k | copy A test acc % | copy B test acc % | error barrier (points) | stable (< 2 points) | above the chord (points) | loss barrier | its IMP round's final test acc % (rewound to k) |\n\
+         |---|---:|---:|---:|---:|---:|---|---:|---:|---:|\n",
     );
     for r in results {
         out += &format!(
-            "| {} | {:.1} | {} | {:.2} | {:.2} | {:.2} | {} | {:.4} | {} |\n",
+            "| {} | {:.1} | {} | {:.2} | {:.2} | {:.2} | {} | {:.2} | {:.4} | {} |\n",
             r.label,
             100.0 * r.weights_remaining,
             r.k,
@@ -486,6 +503,7 @@ pub fn table(results: &[LmcResult]) -> String {
             } else {
                 "no"
             },
+            100.0 * r.chord_barrier(),
             r.loss_barrier,
             r.ticket.as_ref().map_or("".into(), |t| format!(
                 "{:.2}",
@@ -506,6 +524,42 @@ mod tests {
         assert_eq!(barrier(&[0.2, 0.1, 0.2]), 0.0);
         assert_eq!(barrier(&[0.1, 0.1]), 0.0);
         assert_eq!(alphas(3), vec![0.0, 0.5, 1.0]);
+    }
+
+    #[test]
+    fn the_chord_barrier_ignores_the_ends_gap() {
+        let point = |alpha: f64, error: f64| PathPoint {
+            alpha,
+            point: EvalPoint {
+                iteration: 0,
+                validation_loss: 0.0,
+                validation_accuracy: 0.0,
+                test_loss: 0.0,
+                test_accuracy: 1.0 - error,
+            },
+        };
+        let mut result = LmcResult {
+            run: String::new(),
+            label: String::new(),
+            k: 0,
+            weights_remaining: 1.0,
+            copies: [point(0.0, 0.1).point, point(1.0, 0.3).point],
+            path: vec![point(0.0, 0.1), point(0.5, 0.2), point(1.0, 0.3)],
+            error_barrier: 0.0,
+            loss_barrier: 0.0,
+            ticket: None,
+            wall_seconds: 0.0,
+        };
+        // A straight line from 0.1 to 0.3: the paper's barrier is half the gap, 0.1; no hump.
+        let errors: Vec<f64> = result
+            .path
+            .iter()
+            .map(|p| 1.0 - p.point.test_accuracy)
+            .collect();
+        assert!((barrier(&errors) - 0.1).abs() < 1e-12);
+        assert!(result.chord_barrier().abs() < 1e-12);
+        result.path[1] = point(0.5, 0.4);
+        assert!((result.chord_barrier() - 0.2).abs() < 1e-12);
     }
 
     #[test]

@@ -61,16 +61,25 @@ pub struct Entry {
     pub runs: Vec<String>,
     /// This entry's value on each axis.
     pub axes: BTreeMap<String, Value>,
+    /// What sets its part apart from the sweep's other parts of the same command: their
+    /// arguments that differ, as `key=value, …` (empty with one part).
+    #[serde(default)]
+    pub part: String,
 }
 
 impl Entry {
-    /// The axis values other than the seed, as `key=value, …` (what runs averaged over
-    /// seeds share).
+    /// What runs averaged over seeds share: the part's distinguishing arguments and the
+    /// axis values other than the seed, as `key=value, …`.
     pub fn label(&self) -> String {
-        self.axes
+        let axes = self
+            .axes
             .iter()
             .filter(|(key, _)| key.as_str() != "seed")
-            .map(|(key, value)| format!("{key}={}", plain(value)))
+            .map(|(key, value)| format!("{key}={}", plain(value)));
+        (!self.part.is_empty())
+            .then(|| self.part.clone())
+            .into_iter()
+            .chain(axes)
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -137,10 +146,29 @@ impl SweepFile {
         Ok(file)
     }
 
+    /// The arguments of `part` that its command's other parts do not all share.
+    fn part_label(&self, part: &Part) -> String {
+        let siblings: Vec<&Part> = self
+            .parts
+            .iter()
+            .filter(|p| p.command == part.command)
+            .collect();
+        if siblings.len() < 2 {
+            return String::new();
+        }
+        part.args
+            .iter()
+            .filter(|(key, value)| siblings.iter().any(|p| p.args.get(*key) != Some(value)))
+            .map(|(key, value)| format!("{key}={}", plain(value)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Every entry, with its arguments checked by the command's own parser and its run names.
     pub fn plan(&self) -> Result<Plan> {
         let mut entries: Vec<Entry> = Vec::new();
         for (number, part) in self.parts.iter().enumerate() {
+            let part_label = self.part_label(part);
             let context = || format!("part {} ({})", number + 1, part.command);
             if !COMMANDS.contains(&part.command.as_str()) {
                 bail!("{}: a sweep runs {}", context(), COMMANDS.join(", "));
@@ -201,6 +229,7 @@ impl SweepFile {
                     arguments,
                     runs,
                     axes: chosen,
+                    part: part_label.clone(),
                 });
             }
         }
@@ -257,5 +286,47 @@ impl SweepDir {
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         }
         Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(command: &str, args: &[(&str, Value)]) -> Part {
+        Part {
+            command: command.into(),
+            args: args
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            axes: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn parts_of_one_command_are_told_apart_by_the_arguments_that_differ() {
+        let file = SweepFile {
+            name: "t".into(),
+            parts: vec![
+                part("imp", &[("rounds", 11.into()), ("iterations", 3000.into())]),
+                part(
+                    "imp",
+                    &[
+                        ("rounds", 2.into()),
+                        ("iterations", 3000.into()),
+                        ("prune-rate", 0.488.into()),
+                    ],
+                ),
+                part("dst", &[("iterations", 3000.into())]),
+            ],
+        };
+        assert_eq!(file.part_label(&file.parts[0]), "rounds=11");
+        assert_eq!(
+            file.part_label(&file.parts[1]),
+            "prune-rate=0.488, rounds=2"
+        );
+        // The only part of its command needs no label.
+        assert_eq!(file.part_label(&file.parts[2]), "");
     }
 }
