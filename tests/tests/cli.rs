@@ -768,3 +768,84 @@ fn flate2_decode(bytes: &[u8]) -> flate2::read::GzDecoder<&[u8]> {
 fn flate2_encoder() -> flate2::write::GzEncoder<Vec<u8>> {
     flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast())
 }
+
+/// The follow-up analyses from the command line, on a subset: each writes its report, table
+/// and charts, and a rerun reads its records back instead of training.
+#[test]
+fn analyses_run_from_the_cli_and_read_their_records_back() {
+    let out = scratch("analyses");
+    let small = [
+        "--iterations",
+        "60",
+        "--eval-every",
+        "30",
+        "--train-subset",
+        "2000",
+        "--eval-subset",
+        "300",
+        "--quiet",
+    ];
+    let analyze = |args: &[&str], dir: &str| {
+        let output = Command::new(lth())
+            .arg("analyze")
+            .args(args)
+            .args(small)
+            .arg("--out")
+            .arg(out.join(dir))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<Value>(&std::fs::read(out.join(dir).join("report.json")).unwrap())
+            .unwrap()
+    };
+    let lmc_args = ["lmc", "--k", "0,20", "--ticket-round", "0,1", "--points", "3"];
+    let lmc = analyze(&lmc_args, "lmc");
+    assert_eq!(lmc.as_array().unwrap().len(), 4);
+    for file in ["table.md", "instability.svg", "path-dense.svg", "tickets.svg"] {
+        assert!(out.join("lmc").join(file).is_file(), "{file}");
+    }
+    // A rerun trains nothing: the same results, wall times included, from the records.
+    let again = analyze(&lmc_args, "lmc");
+    assert_eq!(
+        again.as_array().unwrap()[3]["wall_seconds"],
+        lmc.as_array().unwrap()[3]["wall_seconds"]
+    );
+
+    let eb = analyze(
+        &["early-bird", "--round", "1", "--draw-every", "10", "--epsilon", "1"],
+        "early-bird",
+    );
+    // Window 5: the fifth draw (iteration 50) is the first with four before it.
+    assert_eq!(eb["tickets"][0]["found_at"], 50);
+    assert_eq!(eb["draws"].as_array().unwrap().len(), 6);
+    assert!(out.join("early-bird/distance.svg").is_file());
+
+    let transfer = analyze(&["transfer", "--rounds", "2"], "transfer");
+    assert_eq!(transfer[0]["rounds"].as_array().unwrap().len(), 1);
+    assert_eq!(transfer[0]["target"], "fashion-mnist");
+    assert!(out.join("transfer/accuracy-mnist-to-fashion-mnist.svg").is_file());
+
+    // Histograms of round 0 of the early-bird run's IMP (two rounds in its records).
+    let histogram = Command::new(lth())
+        .args(["analyze", "histogram"])
+        .arg(out.join("early-bird"))
+        .args(["--round", "0", "--out"])
+        .arg(out.join("histogram"))
+        .output()
+        .unwrap();
+    assert!(
+        histogram.status.success(),
+        "{}",
+        String::from_utf8_lossy(&histogram.stderr)
+    );
+    let h: Value =
+        serde_json::from_slice(&std::fs::read(out.join("histogram/histogram.json")).unwrap())
+            .unwrap();
+    assert_eq!(h["layers"][0]["stages"][0]["total"], 235_200);
+    assert!(out.join("histogram/histogram-layers-0-weight.svg").is_file());
+    std::fs::remove_dir_all(&out).unwrap();
+}
