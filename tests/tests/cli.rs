@@ -802,10 +802,23 @@ fn analyses_run_from_the_cli_and_read_their_records_back() {
         serde_json::from_slice::<Value>(&std::fs::read(out.join(dir).join("report.json")).unwrap())
             .unwrap()
     };
-    let lmc_args = ["lmc", "--k", "0,20", "--ticket-round", "0,1", "--points", "3"];
+    let lmc_args = [
+        "lmc",
+        "--k",
+        "0,20",
+        "--ticket-round",
+        "0,1",
+        "--points",
+        "3",
+    ];
     let lmc = analyze(&lmc_args, "lmc");
     assert_eq!(lmc.as_array().unwrap().len(), 4);
-    for file in ["table.md", "instability.svg", "path-dense.svg", "tickets.svg"] {
+    for file in [
+        "table.md",
+        "instability.svg",
+        "path-dense.svg",
+        "tickets.svg",
+    ] {
         assert!(out.join("lmc").join(file).is_file(), "{file}");
     }
     // A rerun trains nothing: the same results, wall times included, from the records.
@@ -816,7 +829,15 @@ fn analyses_run_from_the_cli_and_read_their_records_back() {
     );
 
     let eb = analyze(
-        &["early-bird", "--round", "1", "--draw-every", "10", "--epsilon", "1"],
+        &[
+            "early-bird",
+            "--round",
+            "1",
+            "--draw-every",
+            "10",
+            "--epsilon",
+            "1",
+        ],
         "early-bird",
     );
     // Window 5: the fifth draw (iteration 50) is the first with four before it.
@@ -827,7 +848,10 @@ fn analyses_run_from_the_cli_and_read_their_records_back() {
     let transfer = analyze(&["transfer", "--rounds", "2"], "transfer");
     assert_eq!(transfer[0]["rounds"].as_array().unwrap().len(), 1);
     assert_eq!(transfer[0]["target"], "fashion-mnist");
-    assert!(out.join("transfer/accuracy-mnist-to-fashion-mnist.svg").is_file());
+    assert!(
+        out.join("transfer/accuracy-mnist-to-fashion-mnist.svg")
+            .is_file()
+    );
 
     // Histograms of round 0 of the early-bird run's IMP (two rounds in its records).
     let histogram = Command::new(lth())
@@ -846,6 +870,9 @@ fn analyses_run_from_the_cli_and_read_their_records_back() {
         serde_json::from_slice(&std::fs::read(out.join("histogram/histogram.json")).unwrap())
             .unwrap();
     assert_eq!(h["layers"][0]["stages"][0]["total"], 235_200);
-    assert!(out.join("histogram/histogram-layers-0-weight.svg").is_file());
+    assert!(
+        out.join("histogram/histogram-layers-0-weight.svg")
+            .is_file()
+    );
     std::fs::remove_dir_all(&out).unwrap();
 }
