@@ -197,19 +197,8 @@ pub struct EarlyBirdReport {
     pub tickets: Vec<EarlyBirdTicket>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum EarlyBirdError {
-    #[error("invalid config: {0}")]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Device(#[from] DeviceError),
-    #[error("training: {0}")]
-    Train(#[from] TrainError),
-    #[error("IMP: {0}")]
-    Imp(#[from] ImpError),
-    #[error("records: {0}")]
-    Store(#[from] StoreError),
-}
+/// Why the analysis failed (shared by the analyses).
+pub type EarlyBirdError = crate::error::AnalysisError;
 
 /// How many weights a draw prunes: per layer, or in all (global magnitude pruning).
 enum PruneCounts {

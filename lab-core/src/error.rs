@@ -1,5 +1,7 @@
 //! Errors shared by several modules. Each module has its own error enum (`TrainError`,
-//! `ImpError`, `PaiError`, `StoreError`, `DataError`, …) that keeps these as sources.
+//! `ImpError`, `PaiError`, `StoreError`, `DataError`, …) that keeps these as sources; the
+//! follow-up analyses (`lmc`, `early_bird`, `transfer`), which train through IMP, share
+//! [`AnalysisError`].
 
 /// An impossible or inconsistent setting, said in words (e.g. "rounds must be at least 1").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,4 +29,20 @@ impl DeviceError {
             reason: format!("{reason:?}"),
         }
     }
+}
+
+/// Why a follow-up analysis (linear mode connectivity, early-bird tickets, transfer) failed,
+/// with its cause kept.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisError {
+    #[error("invalid config: {0}")]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error("training: {0}")]
+    Train(#[from] crate::train::TrainError),
+    #[error("IMP: {0}")]
+    Imp(#[from] crate::imp::ImpError),
+    #[error("records: {0}")]
+    Store(#[from] crate::store::StoreError),
 }

@@ -135,19 +135,8 @@ impl LmcExperiment {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum LmcError {
-    #[error("invalid config: {0}")]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Device(#[from] DeviceError),
-    #[error("training: {0}")]
-    Train(#[from] TrainError),
-    #[error("IMP: {0}")]
-    Imp(#[from] ImpError),
-    #[error("records: {0}")]
-    Store(#[from] StoreError),
-}
+/// Why the analysis failed (shared by the analyses).
+pub type LmcError = crate::error::AnalysisError;
 
 /// One network on the line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -101,19 +101,8 @@ impl TransferExperiment {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum TransferError {
-    #[error("invalid config: {0}")]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Device(#[from] DeviceError),
-    #[error("training: {0}")]
-    Train(#[from] TrainError),
-    #[error("IMP: {0}")]
-    Imp(#[from] ImpError),
-    #[error("records: {0}")]
-    Store(#[from] StoreError),
-}
+/// Why the analysis failed (shared by the analyses).
+pub type TransferError = crate::error::AnalysisError;
 
 /// The branches trained on the target from the source's tickets.
 pub const BRANCHES: [&str; 3] = ["transferred", "reinit", "random-prune"];
