@@ -42,8 +42,8 @@ use web_time::Instant;
 
 use crate::data::DatasetKind;
 use crate::dst::policy::{MaskPolicy, UpdateContext};
-use crate::error::{ConfigError, DeviceError};
-use crate::imp::{ImpConfig, ImpError, ImpObserver, Rewind, masked_weights};
+use crate::error::ConfigError;
+use crate::imp::{ImpConfig, ImpObserver, Rewind, masked_weights};
 use crate::mask::Mask;
 use crate::model::{Architecture, ModelKind, init_model};
 use crate::overlap::{hamming, overlap};
@@ -52,7 +52,7 @@ use crate::plot::{Chart, Series};
 use crate::prune::{PruneConfig, PruneScope, magnitude_global_count, magnitude_per_layer_counts};
 use crate::record::{RoundResult, run_name};
 use crate::store::{RunStore, StoreError, read_json, write_json};
-use crate::train::{Prepared, Schedule, TrainConfig, TrainError, train_from, train_scheduled};
+use crate::train::{Prepared, Schedule, TrainConfig, train_from, train_scheduled};
 
 #[derive(Config, Debug, PartialEq)]
 pub struct EarlyBirdExperiment {

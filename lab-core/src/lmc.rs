@@ -26,9 +26,9 @@ use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 use crate::data::DatasetKind;
-use crate::error::{ConfigError, DeviceError};
+use crate::error::ConfigError;
 use crate::imp::{
-    Control, ImpConfig, ImpError, ImpObserver, Rewind, RunKeys, load_blob, run_control, run_imp,
+    Control, ImpConfig, ImpObserver, Rewind, RunKeys, load_blob, run_control, run_imp,
 };
 use crate::mask::Mask;
 use crate::model::{Architecture, ModelKind, init_model};
@@ -37,7 +37,7 @@ use crate::plot::{Chart, Series};
 use crate::prune::PruneConfig;
 use crate::record::{RoundResult, run_name};
 use crate::store::{RunStore, StoreError, read_json, write_json};
-use crate::train::{EvalPoint, Prepared, TrainConfig, TrainError, evaluate, train_from};
+use crate::train::{EvalPoint, Prepared, TrainConfig, evaluate, train_from};
 
 /// An instability experiment: a network (dense, or the ticket of one IMP round), its
 /// training, and the two copies' data orders. The split points k are given per call.

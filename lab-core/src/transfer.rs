@@ -15,10 +15,8 @@ use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 use crate::data::DatasetKind;
-use crate::error::{ConfigError, DeviceError};
-use crate::imp::{
-    ImpConfig, ImpError, ImpObserver, Rewind, RunKeys, load_blob, masked_weights, run_imp,
-};
+use crate::error::ConfigError;
+use crate::imp::{ImpConfig, ImpObserver, Rewind, RunKeys, load_blob, masked_weights, run_imp};
 use crate::model::{Architecture, ModelKind, init_model, init_model_stream};
 use crate::params::{load_weights, read_weights};
 use crate::plot::{Chart, Series};
@@ -26,7 +24,7 @@ use crate::prune::{PruneConfig, random_like};
 use crate::record::{RoundResult, run_name};
 use crate::store::{RunStore, StoreError, read_json, write_json};
 use crate::ticket::{Provenance, Ticket};
-use crate::train::{Prepared, TrainConfig, TrainError, train_from};
+use crate::train::{Prepared, TrainConfig, train_from};
 
 #[derive(Config, Debug, PartialEq)]
 pub struct TransferExperiment {
