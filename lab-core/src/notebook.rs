@@ -220,6 +220,18 @@ pub fn histograms(
     crate::histogram::imp_round_histograms(&store, &config.run_name(), round, bins)
 }
 
+/// The mask of the ticket of round `round` of the IMP run `config` names, from the records.
+pub fn ticket_mask(config: &ImpConfig, round: usize) -> Result<crate::mask::Mask, ImpError> {
+    let store = DirStore::new(records_dir());
+    let key = crate::imp::RunKeys {
+        run: config.run_name(),
+    }
+    .ticket(round);
+    crate::imp::load_blob(&store, &key)?
+        .map(|ticket| ticket.mask)
+        .ok_or(ImpError::Store(crate::store::StoreError::Missing { key }))
+}
+
 /// Prints a line per round and a few evaluations per run (cells show output as it comes).
 #[derive(Default)]
 pub struct Progress {
@@ -295,6 +307,12 @@ impl Html {
 /// Emits one rich output in evcxr's protocol.
 pub fn print_content(mime: &str, content: &str) {
     println!("EVCXR_BEGIN_CONTENT {mime}\n{content}\nEVCXR_END_CONTENT");
+}
+
+impl crate::overlap::OverlapMatrix {
+    pub fn evcxr_display(&self) {
+        print_content("image/svg+xml", &self.to_svg());
+    }
 }
 
 impl Chart {
