@@ -94,11 +94,7 @@ impl EarlyBirdExperiment {
                 "draw_every must be between 1 and the training iterations",
             ));
         }
-        if self.train_subset == Some(0) || self.eval_subset == Some(0) {
-            return Err(ConfigError::new(
-                "train_subset and eval_subset must be at least 1",
-            ));
-        }
+        ConfigError::check_subsets(self.train_subset, self.eval_subset)?;
         Ok(())
     }
 

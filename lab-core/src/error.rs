@@ -12,6 +12,16 @@ impl ConfigError {
     pub fn new(message: impl Into<String>) -> Self {
         Self(message.into())
     }
+
+    /// An experiment's data subsets: `None` (all) or at least one example.
+    pub fn check_subsets(train: Option<usize>, eval: Option<usize>) -> Result<(), ConfigError> {
+        if train == Some(0) || eval == Some(0) {
+            return Err(ConfigError::new(
+                "train_subset and eval_subset must be at least 1",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A read from a device (a lost GPU, a failed buffer map) that did not complete.

@@ -126,11 +126,7 @@ impl ImpConfig {
         if self.rounds == 0 {
             return Err(ConfigError::new("rounds must be at least 1"));
         }
-        if self.train_subset == Some(0) || self.eval_subset == Some(0) {
-            return Err(ConfigError::new(
-                "train_subset and eval_subset must be at least 1",
-            ));
-        }
+        ConfigError::check_subsets(self.train_subset, self.eval_subset)?;
         match self.rewind {
             Rewind::Fraction(f) if !(0.0..=1.0).contains(&f) => {
                 return Err(ConfigError(format!(

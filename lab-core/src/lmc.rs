@@ -84,11 +84,7 @@ impl LmcExperiment {
                 "the line needs at least its two ends (points >= 2)",
             ));
         }
-        if self.train_subset == Some(0) || self.eval_subset == Some(0) {
-            return Err(ConfigError::new(
-                "train_subset and eval_subset must be at least 1",
-            ));
-        }
+        ConfigError::check_subsets(self.train_subset, self.eval_subset)?;
         if self.branch.is_some() && self.ticket_round == 0 {
             return Err(ConfigError::new(
                 "a control network needs a ticket round (its mask's sparsity)",

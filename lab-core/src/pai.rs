@@ -606,12 +606,7 @@ pub async fn run_pai<M: crate::model::Architecture>(
 ) -> Result<PaiResult, PaiError> {
     experiment.pai.validate()?;
     experiment.train.validate()?;
-    if experiment.train_subset == Some(0) || experiment.eval_subset == Some(0) {
-        return Err(crate::error::ConfigError::new(
-            "train_subset and eval_subset must be at least 1",
-        )
-        .into());
-    }
+    crate::error::ConfigError::check_subsets(experiment.train_subset, experiment.eval_subset)?;
     let keys = PaiKeys {
         run: experiment.run_name(),
     };

@@ -63,6 +63,7 @@ impl TransferExperiment {
                 "the source and target data sets are the same",
             ));
         }
+        ConfigError::check_subsets(self.train_subset, self.eval_subset)?;
         if self.rounds < 2 {
             return Err(ConfigError::new(
                 "at least 2 rounds: a dense one and a ticket",
@@ -332,4 +333,32 @@ pub fn table(report: &TransferReport) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_subsets_and_same_data_sets_are_refused() {
+        assert!(TransferExperiment::new().validate().is_ok());
+        assert!(
+            TransferExperiment::new()
+                .with_train_subset(Some(0))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            TransferExperiment::new()
+                .with_eval_subset(Some(0))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            TransferExperiment::new()
+                .with_target(DatasetKind::Mnist)
+                .validate()
+                .is_err()
+        );
+    }
 }

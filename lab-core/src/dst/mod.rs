@@ -63,11 +63,7 @@ impl DstExperiment {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.train.validate()?;
         self.sparse.validate()?;
-        if self.train_subset == Some(0) || self.eval_subset == Some(0) {
-            return Err(ConfigError::new(
-                "train_subset and eval_subset must be at least 1",
-            ));
-        }
+        ConfigError::check_subsets(self.train_subset, self.eval_subset)?;
         if self.initial_mask.is_some() && self.sparse.method == Method::Gmp {
             return Err(ConfigError::new(
                 "GMP starts dense: it takes no initial mask",
