@@ -14,6 +14,7 @@ use lab_core::prune::{LayerRate, PruneConfig, PruneScope};
 use lab_core::record::{ImpReport, RoundResult};
 use lab_core::reproduce::{densities, rounds_for_levels};
 use lab_core::store::DirStore;
+use lab_core::structured::Granularity;
 use lab_core::ticket::Ticket;
 use lab_core::train::{Prepared, TrainConfig};
 
@@ -101,6 +102,10 @@ pub struct ImpArgs {
     /// Global instead of per-layer magnitude pruning.
     #[arg(long)]
     global: bool,
+    /// What a round removes: `weights` (the LTH paper), or whole units (hidden neurons,
+    /// conv filters) by the norm of their weights, `units-l1` or `units-l2`.
+    #[arg(long, default_value = "weights", value_parser = parse_granularity)]
+    granularity: Granularity,
     /// Train on the first N training examples only.
     #[arg(long)]
     train_subset: Option<usize>,
@@ -173,6 +178,7 @@ fn imp_config(args: &ImpArgs, rounds: usize) -> Result<ImpConfig> {
         output_rate: args.output_rate,
         layers: args.layer_rates.clone(),
         model_rates: !args.no_model_rates,
+        granularity: args.granularity,
     };
     let config = ImpConfig::new()
         .with_model(args.model.0)
@@ -316,4 +322,8 @@ fn train_ticket(
         controls: Default::default(),
     };
     write_report(&args.out, &report)
+}
+
+fn parse_granularity(text: &str) -> Result<Granularity, String> {
+    Granularity::parse(text).ok_or_else(|| format!("`{text}` is not weights, units-l1 or units-l2"))
 }

@@ -21,6 +21,7 @@ use crate::params::{Weights, load_weights, read_weights};
 use crate::prune::{self, PruneConfig, PruneScope};
 use crate::record::{ImpReport, RoundResult, run_name};
 use crate::store::{RunStore, StoreError, read_json, write_json};
+use crate::structured::Granularity;
 use crate::ticket::{Provenance, Ticket};
 use crate::train::{Observer, Prepared, Schedule, TrainConfig, TrainError, train_scheduled};
 
@@ -182,6 +183,8 @@ pub enum ImpError {
     },
     #[error("records: {0}")]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Structured(#[from] crate::structured::StructuredError),
     #[error("control needs the main run's round {0}: run `imp` first")]
     MissingMainRound(usize),
 }
@@ -328,6 +331,10 @@ pub async fn run_imp<M: Architecture>(
     let init_weights = read_weights(&theta0).await?;
     let dense = Mask::dense_for(&theta0);
     config.prune_rules().check_rules(&dense)?;
+    let stages = theta0.stages();
+    if config.prune.granularity != Granularity::Weights && stages.is_none() {
+        return Err(crate::structured::StructuredError::NotSequential.into());
+    }
     let iterations = config.train.iterations;
     let rewind_at = config.rewind.iteration(iterations);
     let provenance = |round: usize, mask: &Mask| provenance(config, &keys.run, round, mask);
@@ -405,7 +412,8 @@ pub async fn run_imp<M: Architecture>(
         let blob = weights_blob(&trained, &mask, provenance(round, &mask));
         store.write(&keys.trained(round), &blob)?;
         // Always written, so a later run with more rounds continues from here.
-        let next = prune::magnitude(&mask, &trained, &config.prune_rules());
+        let next =
+            prune::magnitude_round(&mask, &trained, &config.prune_rules(), stages.as_deref())?;
         debug_assert!(next.is_subset_of(&mask));
         store.write(&keys.mask(round + 1), next.to_json().as_bytes())?;
         let result =
@@ -489,11 +497,17 @@ pub async fn run_control<M: Architecture>(
                     (Some(k), None) if k > 0 => return Err(missing(keys.rewind())),
                     _ => read_weights(&theta0).await?,
                 };
-                (
-                    prune::random_like(&ticket_mask, config.seed, &stream),
-                    rewind,
-                    first,
-                )
+                // Random units for a structured ticket, random weights otherwise.
+                let random = match (config.prune.granularity, theta0.stages()) {
+                    (Granularity::Units(_), Some(stages)) => crate::structured::random_units_like(
+                        &stages,
+                        &ticket_mask,
+                        config.seed,
+                        &stream,
+                    )?,
+                    _ => prune::random_like(&ticket_mask, config.seed, &stream),
+                };
+                (random, rewind, first)
             }
         };
         let start = masked_weights(&start, &mask);

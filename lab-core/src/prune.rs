@@ -9,8 +9,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::mask::{LayerMask, Mask};
+use crate::model::Stage;
 use crate::params::Weights;
 use crate::rng::Rng;
+use crate::structured::{self, Granularity, StructuredError};
 
 /// Per-layer or global selection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -106,6 +108,9 @@ pub struct PruneConfig {
     /// above); off, every layer no rule names gets `rate`, `conv_rate` or `output_rate`.
     #[serde(default = "model_rates_by_default")]
     pub model_rates: bool,
+    /// Single weights (default) or whole units ([`crate::structured`]).
+    #[serde(default)]
+    pub granularity: Granularity,
 }
 
 fn model_rates_by_default() -> bool {
@@ -121,6 +126,7 @@ impl Default for PruneConfig {
             output_rate: 0.1,
             layers: Vec::new(),
             model_rates: true,
+            granularity: Granularity::Weights,
         }
     }
 }
@@ -274,6 +280,24 @@ pub fn magnitude(mask: &Mask, weights: &Weights, config: &PruneConfig) -> Mask {
         }
         PruneScope::Global => {
             magnitude_global_count(mask, weights, prune_count(mask.remaining(), config.rate))
+        }
+    }
+}
+
+/// One magnitude round at `config`'s granularity: [`magnitude`] for weights, the units'
+/// norms of their weights ([`structured::prune_units`]) for units, which need the network's
+/// `stages`.
+pub fn magnitude_round(
+    mask: &Mask,
+    weights: &Weights,
+    config: &PruneConfig,
+    stages: Option<&[Stage]>,
+) -> Result<Mask, StructuredError> {
+    match config.granularity {
+        Granularity::Weights => Ok(magnitude(mask, weights, config)),
+        Granularity::Units(norm) => {
+            let stages = stages.ok_or(StructuredError::NotSequential)?;
+            structured::prune_units(stages, mask, weights, norm, config)
         }
     }
 }

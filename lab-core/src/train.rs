@@ -234,13 +234,11 @@ pub fn batch_tensors(
     indices: &[usize],
     device: &Device,
 ) -> (Tensor<2>, Tensor<1, Int>) {
-    let table = split.pixels.table();
-    let mut pixels = Vec::with_capacity(indices.len() * IMAGE_SIZE);
-    let mut labels = Vec::with_capacity(indices.len());
-    for &i in indices {
-        pixels.extend(split.image(i).iter().map(|&p| table[p as usize]));
-        labels.push(i64::from(split.labels[i]));
-    }
+    let pixels = split.standardised(indices);
+    let labels: Vec<i64> = indices
+        .iter()
+        .map(|&i| i64::from(split.labels[i]))
+        .collect();
     let n = indices.len();
     (
         Tensor::from_data(TensorData::new(pixels, [n, IMAGE_SIZE]), device),

@@ -187,6 +187,17 @@ impl Split {
         self.labels.is_empty()
     }
 
+    /// The images at `indices`, scaled and standardised as the networks see them,
+    /// `[indices.len()][784]` row-major.
+    pub fn standardised(&self, indices: &[usize]) -> Vec<f32> {
+        let table = self.pixels.table();
+        let mut pixels = Vec::with_capacity(indices.len() * IMAGE_SIZE);
+        for &i in indices {
+            pixels.extend(self.image(i).iter().map(|&p| table[p as usize]));
+        }
+        pixels
+    }
+
     pub fn image(&self, index: usize) -> &[u8] {
         &self.images[index * IMAGE_SIZE..(index + 1) * IMAGE_SIZE]
     }

@@ -7,6 +7,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
+use super::stages::{Stage, conv_stage, linear_stage};
 use super::{Classifier, Gates};
 use crate::data::IMAGE_SIDE;
 
@@ -61,6 +62,66 @@ impl ConvNet {
             fcs: linear_stack(&[channels * side * side, 256, 256, 10], device),
             pool: MaxPool2dConfig::new([2, 2]).init(),
             pool_every: 2,
+        }
+    }
+}
+
+impl ConvNet {
+    /// The network as stages, or `None` if a convolution is not one the stages cover.
+    pub fn stages(&self) -> Option<Vec<Stage>> {
+        let mut stages = Vec::new();
+        let mut side = [IMAGE_SIDE, IMAGE_SIDE];
+        for (i, conv) in self.convs.iter().enumerate() {
+            let stage = conv_stage(&format!("convs.{i}"), conv, side)?;
+            side = stage.output_side();
+            let channels = stage.units();
+            stages.push(stage);
+            if (i + 1).is_multiple_of(self.pool_every) {
+                let pool = Stage::MaxPool2 {
+                    channels,
+                    input_side: side,
+                };
+                side = pool.output_side();
+                stages.push(pool);
+            }
+        }
+        let last = self.fcs.len().saturating_sub(1);
+        stages.extend(
+            self.fcs
+                .iter()
+                .enumerate()
+                .map(|(i, fc)| linear_stage(&format!("fcs.{i}"), fc, i < last)),
+        );
+        Some(stages)
+    }
+
+    /// The same architecture with `units[i]` filters in convolution `i` (then the linear
+    /// layers' widths), every kernel, padding and pool kept: the shape of a compacted net.
+    /// `units` lists every convolution, then every linear layer but the last.
+    pub fn with_units(&self, units: &[usize], device: &Device) -> Self {
+        let mut channels = 1;
+        let mut convs = Vec::new();
+        for (conv, &width) in self.convs.iter().zip(units) {
+            let [_, _, kh, kw] = conv.weight.dims();
+            convs.push(
+                Conv2dConfig::new([channels, width], [kh, kw])
+                    .with_padding(conv.padding.clone())
+                    .with_bias(conv.bias.is_some())
+                    .init(device),
+            );
+            channels = width;
+        }
+        let [first_inputs, _] = self.fcs[0].weight.dims();
+        let old_channels = self.convs.last().map_or(1, |c| c.weight.dims()[0]);
+        let spatial = first_inputs / old_channels.max(1);
+        let mut widths = vec![channels * spatial];
+        widths.extend(&units[self.convs.len()..]);
+        widths.extend(self.fcs.last().map(|fc| fc.weight.dims()[1]));
+        Self {
+            convs,
+            fcs: linear_stack(&widths, device),
+            pool: self.pool.clone(),
+            pool_every: self.pool_every,
         }
     }
 }

@@ -4,6 +4,7 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
+use super::stages::{Stage, linear_stage};
 use super::{Classifier, Gates};
 
 /// A ReLU multi-layer perceptron on flattened images.
@@ -20,6 +21,23 @@ impl Mlp {
             .map(|w| LinearConfig::new(w[0], w[1]).init(device))
             .collect();
         Self { layers }
+    }
+
+    /// The layers as stages (`layers.<i>`), ReLU after all but the last.
+    pub fn stages(&self) -> Vec<Stage> {
+        let last = self.layers.len().saturating_sub(1);
+        self.layers
+            .iter()
+            .enumerate()
+            .map(|(i, layer)| linear_stage(&format!("layers.{i}"), layer, i < last))
+            .collect()
+    }
+
+    /// The widths `[input, hidden…, output]`.
+    pub fn widths(&self) -> Vec<usize> {
+        let mut widths: Vec<usize> = self.layers.iter().map(|l| l.weight.dims()[0]).collect();
+        widths.extend(self.layers.last().map(|l| l.weight.dims()[1]));
+        widths
     }
 }
 

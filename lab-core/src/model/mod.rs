@@ -8,6 +8,7 @@ pub mod conv;
 pub mod gates;
 pub mod init;
 pub mod mlp;
+pub mod stages;
 pub mod vit;
 
 use burn::module::Module;
@@ -18,6 +19,7 @@ pub use conv::ConvNet;
 pub use gates::Gates;
 pub use init::{glorot_normal, glorot_normal_stream};
 pub use mlp::Mlp;
+pub use stages::Stage;
 pub use vit::{Vit, VitShape};
 
 /// A burn module that maps a batch of flattened 28×28 images `[batch, 784]` to logits.
@@ -36,6 +38,11 @@ pub trait Classifier: Module + Sized {
 pub trait Architecture: Classifier {
     /// Builds the (uninitialised) architecture, or `None` if `kind` is not of this type.
     fn build(kind: ModelKind, device: &Device) -> Option<Self>;
+
+    /// The network as a sequence of stages, if it is one (structured pruning needs it).
+    fn stages(&self) -> Option<Vec<Stage>> {
+        None
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -169,9 +176,43 @@ impl Classifier for Net {
     }
 }
 
+impl Net {
+    /// The network as a sequence of stages, or `None` if it is not sequential (the ViT's
+    /// residual blocks): what structured pruning, compaction and the sparse engine need.
+    pub fn stages(&self) -> Option<Vec<Stage>> {
+        match self {
+            Net::Mlp(net) => Some(net.stages()),
+            Net::Conv(net) => net.stages(),
+            Net::Vit(_) => None,
+        }
+    }
+
+    /// The same architecture with other unit counts: `units` lists, for every weighted stage
+    /// but the last, its units (neurons or filters), as [`Self::stages`] orders them. The
+    /// inputs and the output classes stay.
+    pub fn with_units(&self, units: &[usize], device: &Device) -> Option<Net> {
+        match self {
+            Net::Mlp(net) => {
+                let widths = net.widths();
+                let (first, last) = (widths.first()?, widths.last()?);
+                let mut new = vec![*first];
+                new.extend(units);
+                new.push(*last);
+                Some(Net::Mlp(Mlp::new(&new, device)))
+            }
+            Net::Conv(net) => Some(Net::Conv(net.with_units(units, device))),
+            Net::Vit(_) => None,
+        }
+    }
+}
+
 impl Architecture for Net {
     fn build(kind: ModelKind, device: &Device) -> Option<Self> {
         Some((kind.spec().build)(device))
+    }
+
+    fn stages(&self) -> Option<Vec<Stage>> {
+        Net::stages(self)
     }
 }
 
