@@ -5,8 +5,11 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use lab_core::backend::BackendKind;
+use lab_core::bench::{INFERENCE_BATCHES, INFERENCE_DENSITIES, break_even_density};
 use lab_core::data::DatasetKind;
+use lab_core::data::Mnist;
 use lab_core::dst::Method;
+use lab_core::model::ModelKind;
 
 use crate::args::BackendArg;
 use crate::data::load_data;
@@ -25,6 +28,19 @@ pub struct BenchArgs {
     /// through the training loop, on the first backend, for this many steps (0 = skip).
     #[arg(long, default_value_t = 1000)]
     dst_steps: usize,
+    /// Models of the inference table (dense vs CSR vs compacted structured, densities
+    /// 100…1%, batches 1, 60, 1000), on the first backend; `none` skips it.
+    #[arg(long, value_delimiter = ',', default_value = "lenet300,lenet5")]
+    inference: Vec<String>,
+    /// Seconds of timing per cell and method of the inference table.
+    #[arg(long, default_value_t = 0.3)]
+    inference_budget: f64,
+    /// Only the inference table (no training throughput).
+    #[arg(long)]
+    inference_only: bool,
+    /// Also write the inference table as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -34,6 +50,91 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     } else {
         args.backend.iter().map(|b| b.0).collect()
     };
+    if !args.inference_only {
+        training(args, &data, &backends)?;
+    }
+    let models: Vec<ModelKind> = args
+        .inference
+        .iter()
+        .filter(|name| name.as_str() != "none")
+        .map(|name| ModelKind::parse(name).ok_or_else(|| anyhow::anyhow!("no model `{name}`")))
+        .collect::<Result<_>>()?;
+    if let (false, Some(&backend)) = (models.is_empty(), backends.first()) {
+        inference(args, &data, backend, &models)?;
+    }
+    Ok(())
+}
+
+/// The inference table: µs per forward pass, input and logits on the host.
+fn inference(
+    args: &BenchArgs,
+    data: &Mnist,
+    backend: BackendKind,
+    models: &[ModelKind],
+) -> Result<()> {
+    let device = backend.device()?;
+    let images = data.test.standardised(&(0..1000).collect::<Vec<_>>());
+    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all cores".into());
+    println!(
+        "\nInference, µs per forward pass (host input → host logits); dense and compacted on {} ({threads} threads), CSR on one thread; {} s per cell",
+        backend.name(),
+        args.inference_budget
+    );
+    println!(
+        "{:<9} {:>5} {:>8} {:>11} {:>11} {:>8} {:>11} {:>8} {:>9}",
+        "model",
+        "batch",
+        "density",
+        "dense µs",
+        "CSR µs",
+        "CSR ×",
+        "compact µs",
+        "comp. ×",
+        "comp. d"
+    );
+    let mut all = Vec::new();
+    for &kind in models {
+        let rows = lab_core::block_on(lab_core::bench::inference_table(
+            kind,
+            &device,
+            &images,
+            &INFERENCE_DENSITIES,
+            &INFERENCE_BATCHES,
+            args.inference_budget,
+            &mut |r| {
+                println!(
+                    "{:<9} {:>5} {:>7.0}% {:>11.1} {:>11.1} {:>8.2} {:>11.1} {:>8.2} {:>8.1}%",
+                    r.model,
+                    r.batch,
+                    100.0 * r.density,
+                    r.dense_us,
+                    r.csr_us,
+                    r.csr_speedup(),
+                    r.compact_us,
+                    r.compact_speedup(),
+                    100.0 * r.compact_density
+                )
+            },
+        ))?;
+        for batch in INFERENCE_BATCHES {
+            match break_even_density(&rows, batch) {
+                Some(d) => println!(
+                    "{}: CSR beats dense below {:.1}% density at batch {batch}",
+                    kind.name(),
+                    100.0 * d
+                ),
+                None => println!("{}: CSR never beats dense at batch {batch}", kind.name()),
+            }
+        }
+        all.extend(rows);
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&all)?)?;
+    }
+    Ok(())
+}
+
+fn training(args: &BenchArgs, data: &Mnist, backends: &[BackendKind]) -> Result<()> {
     println!(
         "LeNet-300-100, Adam, batch 60, masked (IMP round 1 mask), {} timed steps",
         args.steps
@@ -42,10 +143,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "{:<10} {:>12} {:>14} {:>14}",
         "backend", "ms/step", "samples/s", "first step ms"
     );
-    for &backend in &backends {
+    for &backend in backends {
         match backend.device() {
             Ok(device) => {
-                let b = lab_core::bench::training_throughput(&data, &device, args.steps)?;
+                let b = lab_core::bench::training_throughput(data, &device, args.steps)?;
                 println!(
                     "{:<10} {:>12.3} {:>14.0} {:>14.1}",
                     backend.name(),
@@ -72,7 +173,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         );
         let mut static_ms = None;
         for method in Method::ALL {
-            let t = lab_core::bench::dst_throughput(&data, &device, method, 0.1, args.dst_steps)?;
+            let t = lab_core::bench::dst_throughput(data, &device, method, 0.1, args.dst_steps)?;
             let baseline = *static_ms.get_or_insert(t.ms_per_step);
             println!(
                 "{:<8} {:>10.3} {:>9} {:>16.3}",

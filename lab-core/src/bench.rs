@@ -156,3 +156,172 @@ pub fn dst_throughput(
         updates: outcome.mask_updates.len(),
     })
 }
+
+// ---------------------------------------------------------------------------------------
+// Inference: dense vs sparse (CSR) vs compacted structured, by density and batch.
+// ---------------------------------------------------------------------------------------
+
+/// One cell of the inference table: microseconds per forward pass of a batch, input on the
+/// host and logits back on the host (what an application pays).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct InferenceRow {
+    pub model: String,
+    pub batch: usize,
+    /// Fraction of prunable weights kept.
+    pub density: f64,
+    /// The full dense network (masked weights, dense kernels) on the backend.
+    pub dense_us: f64,
+    /// The CSR engine at `density` (magnitude mask, per layer), one thread.
+    pub csr_us: f64,
+    /// The compacted network of a structured mask with about as many weights, on the backend.
+    pub compact_us: f64,
+    /// The compacted network's density (closest the unit counts allow).
+    pub compact_density: f64,
+}
+
+impl InferenceRow {
+    pub fn csr_speedup(&self) -> f64 {
+        self.dense_us / self.csr_us
+    }
+    pub fn compact_speedup(&self) -> f64 {
+        self.dense_us / self.compact_us
+    }
+}
+
+/// The densities and batches of the table.
+pub const INFERENCE_DENSITIES: [f64; 7] = [1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01];
+pub const INFERENCE_BATCHES: [usize; 3] = [1, 60, 1000];
+
+/// Times `work` until `budget_s` has passed (at least 3 calls), in 5 slices; the median
+/// slice's time per call, in µs.
+async fn time_us<F, Fut>(budget_s: f64, mut work: F) -> Result<f64, crate::error::InferenceError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), crate::error::InferenceError>>,
+{
+    work().await?; // warm-up (allocations, caches, shader compilation)
+    let mut slices = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let mut calls = 0usize;
+        while calls < 3 || started.elapsed().as_secs_f64() < budget_s / 5.0 {
+            work().await?;
+            calls += 1;
+        }
+        slices.push(started.elapsed().as_secs_f64() * 1e6 / calls as f64);
+    }
+    slices.sort_by(f64::total_cmp);
+    Ok(slices[2])
+}
+
+async fn dense_forward(
+    net: &Net,
+    images: &[f32],
+    device: &Device,
+) -> Result<Vec<f32>, crate::error::DeviceError> {
+    use crate::model::Classifier;
+    let batch = images.len() / crate::data::IMAGE_SIZE;
+    let x = burn::tensor::Tensor::<2>::from_data(
+        burn::tensor::TensorData::new(images.to_vec(), [batch, crate::data::IMAGE_SIZE]),
+        device,
+    );
+    let data = net
+        .forward(x)
+        .into_data_async()
+        .await
+        .map_err(|e| crate::error::DeviceError::new("logits", e))?;
+    data.convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| crate::error::DeviceError::new("logits", e))
+}
+
+/// Measures the inference table of `kind` on `device` (θ0 weights: times do not depend on
+/// the values), `budget_s` seconds per cell and method, inputs from `images` (standardised,
+/// cycled to fill a batch). `progress` sees each row as it is measured.
+pub async fn inference_table(
+    kind: ModelKind,
+    device: &Device,
+    images: &[f32],
+    densities: &[f64],
+    batches: &[usize],
+    budget_s: f64,
+    progress: &mut dyn FnMut(&InferenceRow),
+) -> Result<Vec<InferenceRow>, crate::error::InferenceError> {
+    use crate::structured::{UnitNorm, compact, units_to_density};
+    let device = device.clone().without_autodiff();
+    let net: Net = init_model(kind, 0, &device);
+    let weights = read_weights(&net).await?;
+    let stages = net
+        .stages()
+        .ok_or(crate::structured::StructuredError::NotSequential)?;
+    let dense_mask = Mask::dense_for(&net);
+    let scores = crate::prune::magnitudes(&weights);
+    let mut rows = Vec::new();
+    for &batch in batches {
+        let input: Vec<f32> = images
+            .iter()
+            .copied()
+            .cycle()
+            .take(batch * crate::data::IMAGE_SIZE)
+            .collect();
+        let dense_us = time_us(budget_s, || async {
+            Ok(dense_forward(&net, &input, &device).await.map(drop)?)
+        })
+        .await?;
+        for &density in densities {
+            let mask = crate::prune::to_density(
+                &dense_mask,
+                &scores,
+                density,
+                crate::prune::PruneScope::PerLayer,
+            );
+            let sparse = crate::sparse::SparseNet::new(&stages, &weights, &mask)?;
+            let csr_us =
+                time_us(budget_s, || async { Ok(sparse.forward(&input).map(drop)?) }).await?;
+            let structured =
+                units_to_density(&stages, &dense_mask, &weights, UnitNorm::L1, density)?;
+            let compacted = compact(&net, &weights, &structured, &device)?;
+            let compact_us = time_us(budget_s, || async {
+                Ok(dense_forward(&compacted.net, &input, &device)
+                    .await
+                    .map(drop)?)
+            })
+            .await?;
+            let row = InferenceRow {
+                model: kind.name().into(),
+                batch,
+                density,
+                dense_us,
+                csr_us,
+                compact_us,
+                compact_density: structured.density(),
+            };
+            progress(&row);
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+/// The density below which the CSR engine beats dense at `batch`: interpolated (in log
+/// density) between the two measured densities where the speed-up crosses 1; `None` if it
+/// never does; 1.0 if it is faster even at full density.
+pub fn break_even_density(rows: &[InferenceRow], batch: usize) -> Option<f64> {
+    let mut points: Vec<(f64, f64)> = rows
+        .iter()
+        .filter(|r| r.batch == batch)
+        .map(|r| (r.density, r.csr_speedup()))
+        .collect();
+    points.sort_by(|a, b| b.0.total_cmp(&a.0)); // densest first
+    if points.first()?.1 >= 1.0 {
+        return Some(points[0].0);
+    }
+    points
+        .windows(2)
+        .find(|w| w[0].1 < 1.0 && w[1].1 >= 1.0)
+        .map(|w| {
+            let ((d0, s0), (d1, s1)) = (w[0], w[1]);
+            let t = (0.0 - s0.ln()) / (s1.ln() - s0.ln());
+            (d0.ln() + t * (d1.ln() - d0.ln())).exp()
+        })
+}

@@ -56,3 +56,14 @@ pub enum AnalysisError {
     #[error("records: {0}")]
     Store(#[from] crate::store::StoreError),
 }
+
+/// Why inference or its benchmark (dense, sparse, compacted) failed, with its cause kept.
+#[derive(Debug, thiserror::Error)]
+pub enum InferenceError {
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error("sparse engine: {0}")]
+    Sparse(#[from] crate::sparse::SparseError),
+    #[error("structured pruning: {0}")]
+    Structured(#[from] crate::structured::StructuredError),
+}

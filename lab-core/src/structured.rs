@@ -449,3 +449,63 @@ pub fn random_units_like(
     };
     remove_units(stages, &dense, &chosen)
 }
+
+/// Keeps the `keep[l]` highest-scoring units of every unit layer of `mask` (one shot).
+pub fn keep_top_units(
+    stages: &[Stage],
+    mask: &Mask,
+    scores: &Weights,
+    norm: UnitNorm,
+    keep: &[usize],
+) -> Result<Mask, StructuredError> {
+    let unit_scores = unit_scores(stages, mask, scores, norm)?;
+    let mut live = live_units(stages, mask)?;
+    for ((live, scores), &keep) in live.iter_mut().zip(&unit_scores).zip(keep) {
+        let mut order: Vec<usize> = (0..live.len()).filter(|&u| live[u]).collect();
+        // Highest first, ties by position.
+        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+        order
+            .iter()
+            .skip(keep.max(1))
+            .for_each(|&u| live[u] = false);
+    }
+    remove_units(stages, mask, &live)
+}
+
+/// One-shot structured pruning of a dense `mask` to about `density` of its weights: the
+/// same fraction of units kept in every unit layer (the highest `norm` scores), the fraction
+/// chosen by bisection so that the kept weights come closest to `density` of the total. For
+/// comparisons with unstructured masks at equal parameter count.
+pub fn units_to_density(
+    stages: &[Stage],
+    mask: &Mask,
+    scores: &Weights,
+    norm: UnitNorm,
+    density: f64,
+) -> Result<Mask, StructuredError> {
+    let units: Vec<usize> = unit_layers(stages).iter().map(|l| l.units).collect();
+    let target = density * mask.total() as f64;
+    let at = |fraction: f64| {
+        let keep: Vec<usize> = units
+            .iter()
+            .map(|&u| ((u as f64 * fraction).round() as usize).max(1))
+            .collect();
+        keep_top_units(stages, mask, scores, norm, &keep)
+    };
+    let (mut lo, mut hi) = (0.0f64, 1.0f64);
+    for _ in 0..40 {
+        let mid = 0.5 * (lo + hi);
+        if (at(mid)?.remaining() as f64) < target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let (below, above) = (at(lo)?, at(hi)?);
+    let gap = |m: &Mask| (m.remaining() as f64 - target).abs();
+    Ok(if gap(&below) <= gap(&above) {
+        below
+    } else {
+        above
+    })
+}
