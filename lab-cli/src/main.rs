@@ -6,6 +6,7 @@ mod args;
 mod bench;
 mod data;
 mod dst;
+mod export;
 mod imp;
 mod output;
 mod pai;
@@ -45,6 +46,11 @@ enum Command {
     Reproduce(reproduce::ReproduceArgs),
     /// Analyses of tickets: `overlap` (do runs keep the same connections?).
     Analyze(analyze::AnalyzeArgs),
+    /// Write a trained ticket (a round of an IMP run) for inference: dense (weights and
+    /// mask), compact (structured: the smaller network) and csr (the sparse engine).
+    Export(export::ExportArgs),
+    /// Classify the test set with an exported ticket (any format): accuracy, images/s.
+    Infer(export::InferArgs),
     /// Grids of runs from a sweep file: plan, run (here, with a worker pool), status,
     /// collect, submit (a Slurm job array, or a Kubernetes Indexed Job).
     Sweep(sweep::SweepArgs),
@@ -64,6 +70,8 @@ fn dispatch(command: &Command) -> Result<()> {
         Command::Reproduce(args) => reproduce::run(args),
         Command::Analyze(args) => analyze::run(args),
         Command::Sweep(args) => sweep::run(args),
+        Command::Export(args) => export::run_export(args),
+        Command::Infer(args) => export::run_infer(args),
     }
 }
 

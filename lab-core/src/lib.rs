@@ -16,6 +16,7 @@ pub mod data;
 pub mod dst;
 pub mod early_bird;
 pub mod error;
+pub mod export;
 pub mod histogram;
 pub mod hvp;
 pub mod imp;
