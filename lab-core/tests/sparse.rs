@@ -299,3 +299,69 @@ fn compacted_networks_give_the_masked_networks_logits() {
         assert_close(&found, &expected, &format!("{kind:?} compacted"));
     }
 }
+
+#[test]
+fn export_load_infer_round_trips_every_format_exactly() {
+    use lab_core::export::{ExportFormat, export, load};
+    use lab_core::ticket::Ticket;
+    let device = device();
+    let f = fixture(ModelKind::Lenet300, 17);
+    let config = PruneConfig {
+        rate: 0.4,
+        ..PruneConfig::default()
+    };
+    let mask = prune_units(
+        &f.stages,
+        &Mask::dense_for(&f.net),
+        &f.weights,
+        UnitNorm::L2,
+        &config,
+    )
+    .unwrap();
+    let ticket = Ticket {
+        mask: mask.clone(),
+        weights: f.weights.clone(),
+        provenance: Provenance {
+            model: "lenet300".into(),
+            dataset: "mnist".into(),
+            round: 1,
+            rewind: "init".into(),
+            seed: 17,
+            run: "imp-test".into(),
+            weights_remaining: mask.density(),
+            stream: String::new(),
+        },
+    };
+    let images = real_images(33);
+    let masked = masked_weights(&f.weights, &mask);
+    let reference = dense_logits(&f.net, &masked, &images, &device);
+    let compacted = compact(&f.net, &f.weights, &mask, &device).unwrap();
+    let x = Tensor::<2>::from_data(TensorData::new(images.clone(), [33, 784]), &device);
+    let compact_reference: Vec<f32> = block_on(compacted.net.forward(x).into_data_async())
+        .unwrap()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap();
+    let sparse_reference = SparseNet::new(&f.stages, &f.weights, &mask)
+        .unwrap()
+        .forward(&images)
+        .unwrap();
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for format in ExportFormat::ALL {
+        let bytes = export(&ticket, format, &device).unwrap();
+        let loaded = load(&bytes, &device).unwrap();
+        assert_eq!(loaded.format(), format);
+        assert_eq!(loaded.provenance(), &ticket.provenance);
+        let logits = block_on(loaded.logits(&images, &device)).unwrap();
+        // Bit for bit what the network it was written from computes.
+        let expected = match format {
+            ExportFormat::Dense => &reference,
+            ExportFormat::Compact => &compact_reference,
+            ExportFormat::Csr => &sparse_reference,
+        };
+        assert_eq!(bits(&logits), bits(expected), "{format:?}");
+        assert_close(&logits, &reference, &format!("{format:?} vs dense"));
+        assert!(load(&bytes[..bytes.len() - 4], &device).is_err());
+    }
+    assert_eq!(compacted.units, vec![180, 60]);
+}

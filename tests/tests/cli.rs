@@ -876,3 +876,79 @@ fn analyses_run_from_the_cli_and_read_their_records_back() {
     );
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+#[test]
+fn structured_imp_exports_three_formats_that_classify_alike() {
+    let out = scratch("structured");
+    let rates = [
+        "--granularity",
+        "units-l1",
+        "--prune-rate",
+        "0.5",
+        "--conv-rate",
+        "0.5",
+    ];
+    let extra = [&["--model", "lenet5"][..], &rates[..]].concat();
+    let status = imp(&out, "2", &extra).status().unwrap();
+    assert!(status.success());
+    // Round 1 keeps half the units of every hidden layer (6→3 filters, 16→8, 120→60, 84→42)
+    // and every weight between kept units: 75 + 600 + 12,000 + 2,520 + 420 of 61,470.
+    let rounds = report(&out)["rounds"].clone();
+    let remaining = rounds[1]["weights_remaining"].as_f64().unwrap();
+    assert!(
+        (remaining - 15_615.0 / 61_470.0).abs() < 1e-12,
+        "{remaining}"
+    );
+
+    let stem = out.join("ticket");
+    let export = Command::new(lth())
+        .arg("export")
+        .arg(&out)
+        .arg("--out")
+        .arg(&stem)
+        .output()
+        .unwrap();
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let mut sizes = Vec::new();
+    let mut correct = Vec::new();
+    for format in ["dense", "compact", "csr"] {
+        let file = PathBuf::from(format!("{}.{format}.safetensors", stem.display()));
+        sizes.push(std::fs::metadata(&file).unwrap().len());
+        let infer = Command::new(lth())
+            .arg("infer")
+            .arg(&file)
+            .args(["--json", "--backend", "ndarray"])
+            .output()
+            .unwrap();
+        assert!(
+            infer.status.success(),
+            "{format}: {}",
+            String::from_utf8_lossy(&infer.stderr)
+        );
+        let report: Value = serde_json::from_slice(&infer.stdout).unwrap();
+        assert_eq!(report["format"], format);
+        assert_eq!(report["examples"], 10_000);
+        correct.push(report["correct"].as_u64().unwrap());
+    }
+    // One network, three files: the same predictions on all 10,000 test images.
+    assert_eq!(correct[0], correct[1], "dense vs compact");
+    assert_eq!(correct[0], correct[2], "dense vs csr");
+    assert!(correct[0] > 8_000, "{correct:?}");
+    assert!(
+        sizes[1] < sizes[0] / 3 && sizes[2] < sizes[0] / 2,
+        "{sizes:?}"
+    );
+
+    // A damaged file is an error that says what it read.
+    let bad = out.join("bad.safetensors");
+    let bytes = std::fs::read(format!("{}.csr.safetensors", stem.display())).unwrap();
+    std::fs::write(&bad, &bytes[..bytes.len() - 10]).unwrap();
+    let infer = Command::new(lth()).arg("infer").arg(&bad).output().unwrap();
+    assert!(!infer.status.success());
+    assert!(String::from_utf8_lossy(&infer.stderr).contains("bad.safetensors"));
+    let _ = std::fs::remove_dir_all(&out);
+}
