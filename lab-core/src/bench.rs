@@ -37,9 +37,30 @@ pub async fn training_throughput_async(
     steps: usize,
     pause: &mut dyn FnMut() -> Option<Pause<'static>>,
 ) -> Result<Throughput, crate::error::DeviceError> {
+    step_timing_async(
+        data,
+        device,
+        ModelKind::Lenet300,
+        WARM_UP_STEPS,
+        steps,
+        pause,
+    )
+    .await
+}
+
+/// Times `steps` training steps of `kind` (Adam, batch 60, a round-1 IMP mask) after
+/// `warm_up` steps: the throughput benchmark, and the page's backend calibration.
+pub async fn step_timing_async(
+    data: &Mnist,
+    device: &Device,
+    kind: ModelKind,
+    warm_up: usize,
+    steps: usize,
+    pause: &mut dyn FnMut() -> Option<Pause<'static>>,
+) -> Result<Throughput, crate::error::DeviceError> {
     let device = device.clone().autodiff();
     let config = TrainConfig::new();
-    let model: Net = init_model(ModelKind::Lenet300, 0, &device);
+    let model: Net = init_model(kind, 0, &device);
     let weights = read_weights(&model).await?;
     let mask = magnitude(&Mask::dense_for(&model), &weights, &PruneConfig::default());
     let (mut stepper, mut model) = Stepper::new(model, Some(&mask), &config, &device);
@@ -55,7 +76,7 @@ pub async fn training_throughput_async(
     model = stepper.step(model, x, y, config.learning_rate);
     read_weights(&model).await?;
     let first_step_ms = started.elapsed().as_secs_f64() * 1e3;
-    for i in 1..WARM_UP_STEPS {
+    for i in 1..warm_up.max(1) {
         let (x, y) = batch_tensors(&data.train, &batch(i), &device);
         model = stepper.step(model, x, y, config.learning_rate);
         if let Some(pause) = pause() {
@@ -66,7 +87,7 @@ pub async fn training_throughput_async(
     let started = Instant::now();
     let mut paused = 0.0;
     for i in 0..steps {
-        let (x, y) = batch_tensors(&data.train, &batch(WARM_UP_STEPS + i), &device);
+        let (x, y) = batch_tensors(&data.train, &batch(warm_up + i), &device);
         model = stepper.step(model, x, y, config.learning_rate);
         if let Some(pause) = pause() {
             let at = Instant::now();

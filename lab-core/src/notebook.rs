@@ -232,6 +232,18 @@ pub fn ticket_mask(config: &ImpConfig, round: usize) -> Result<crate::mask::Mask
         .ok_or(ImpError::Store(crate::store::StoreError::Missing { key }))
 }
 
+/// The trained network of round `round` of the IMP run `config` names (trained weights and
+/// the round's mask), from the records: what `lth export` writes for inference.
+pub fn trained_ticket(config: &ImpConfig, round: usize) -> Result<crate::ticket::Ticket, ImpError> {
+    let store = DirStore::new(records_dir());
+    let key = crate::imp::RunKeys {
+        run: config.run_name(),
+    }
+    .trained(round);
+    crate::imp::load_blob(&store, &key)?
+        .ok_or(ImpError::Store(crate::store::StoreError::Missing { key }))
+}
+
 /// Prints a line per round and a few evaluations per run (cells show output as it comes).
 #[derive(Default)]
 pub struct Progress {

@@ -138,14 +138,27 @@ impl Lab {
         }
     }
 
-    /// Chooses the backend: "auto" (WebGPU if the browser offers an adapter, else CPU),
-    /// "webgpu" (an error without it) or "cpu". Resolves to `{backend, note}`.
+    /// Chooses the backend: "auto" (WebGPU only on a hardware adapter and only if a short
+    /// training calibration on `model`, default LeNet-300-100, finds it faster than the CPU;
+    /// needs the data set loaded, else WebGPU when available), "calibrate" (the same, timing a
+    /// software adapter too), "webgpu" (an error without it) or "cpu". Resolves to
+    /// `{backend, note, calibration: {cpu_ms, webgpu_ms} | null}`.
     #[wasm_bindgen(js_name = initBackend)]
-    pub fn init_backend(&self, preference: String) -> Promise {
+    pub fn init_backend(&self, preference: String, model: Option<String>) -> Promise {
         let slot = self.backend.clone();
+        let data = self.data.borrow().clone();
         future_to_promise(async move {
-            let chosen = backend::choose(&preference).await.map_err(js_error)?;
-            let answer = json!({ "backend": chosen.kind.name(), "note": chosen.note });
+            let model = match model {
+                Some(name) => {
+                    ModelKind::parse(&name).ok_or_else(|| js_error(format!("no model {name:?}")))?
+                }
+                None => ModelKind::Lenet300,
+            };
+            let (chosen, calibration) =
+                backend::choose(&preference, data.as_deref().map(|d| (d, model)))
+                    .await
+                    .map_err(js_error)?;
+            let answer = json!({ "backend": chosen.kind.name(), "note": chosen.note, "calibration": calibration });
             *slot.borrow_mut() = Some(Rc::new(Backend {
                 kind: chosen.kind,
                 device: chosen.device,
@@ -599,6 +612,136 @@ impl Lab {
         }))
     }
 
+    /// The digit pad's answer from the sparse ticket: class probabilities computed by the CSR
+    /// engine (on the page's thread, wasm SIMD128) from the latest trained network, next to
+    /// the dense forward pass on the current backend, each timed over repeated calls (about
+    /// 30 ms each, as one call is below the browser clock's resolution). Resolves to
+    /// `{probabilities, dense_probabilities, sparse_us, dense_us, nonzeros, weights}`;
+    /// `sparse_us` is null for a network that is not sequential (the ViT).
+    #[wasm_bindgen(js_name = classifyTimed)]
+    pub fn classify_timed(&self, pixels: Vec<f32>) -> Result<Promise, JsValue> {
+        if pixels.len() != 784 {
+            return Err(js_error(format!(
+                "expected 784 pixels, got {}",
+                pixels.len()
+            )));
+        }
+        let trained = self
+            .trained
+            .borrow()
+            .clone()
+            .ok_or_else(|| js_error("no trained network yet: run an experiment first"))?;
+        let backend = self.backend_in_use()?;
+        let stats = self
+            .data
+            .borrow()
+            .as_ref()
+            .map(|data| data.train.pixels)
+            .unwrap_or_default();
+        Ok(future_to_promise(async move {
+            let input: Vec<f32> = pixels.iter().map(|&p| stats.standardise(p)).collect();
+            let model: Net = load_weights(
+                init_model(trained.model, 0, &backend.device),
+                &trained.weights,
+            );
+            let sparse = match model.stages() {
+                Some(stages) => Some(
+                    lab_core::sparse::SparseNet::new(&stages, &trained.weights, &trained.mask)
+                        .map_err(js_error)?,
+                ),
+                None => None,
+            };
+            let dense_once = || async {
+                let x = Tensor::<2>::from_data(
+                    TensorData::new(input.clone(), [1, 784]),
+                    &backend.device,
+                );
+                softmax(model.forward(x), 1)
+                    .into_data_async()
+                    .await
+                    .map_err(|e| js_error(format!("{e:?}")))?
+                    .try_to_vec::<f32>()
+                    .map_err(|e| js_error(format!("{e:?}")))
+            };
+            let dense = dense_once().await?;
+            let started = web_time::Instant::now();
+            let mut calls = 0;
+            while calls < 3 || started.elapsed().as_secs_f64() < 0.03 {
+                dense_once().await?;
+                calls += 1;
+            }
+            let dense_us = started.elapsed().as_secs_f64() * 1e6 / f64::from(calls);
+            let (probabilities, sparse_us, nonzeros) = match &sparse {
+                Some(net) => {
+                    let logits = net.forward(&input).map_err(js_error)?;
+                    let started = web_time::Instant::now();
+                    let mut calls = 0;
+                    while calls < 3 || started.elapsed().as_secs_f64() < 0.03 {
+                        std::hint::black_box(
+                            net.forward(std::hint::black_box(&input))
+                                .map_err(js_error)?,
+                        );
+                        calls += 1;
+                    }
+                    let us = started.elapsed().as_secs_f64() * 1e6 / f64::from(calls);
+                    (softmax_host(&logits), Some(us), net.size().nonzeros)
+                }
+                None => (dense.clone(), None, trained.mask.remaining()),
+            };
+            Ok(events::to_js(&json!({
+                "probabilities": probabilities,
+                "dense_probabilities": dense,
+                "sparse_us": sparse_us,
+                "dense_us": dense_us,
+                "nonzeros": nonzeros,
+                "weights": trained.mask.total(),
+                "backend": backend.kind.name(),
+            })))
+        }))
+    }
+
+    /// The inference table in this browser (lab-core's `inference_table`, as `lth bench`):
+    /// dense and compacted on the current backend, CSR in wasm, densities 100…1%, batches
+    /// 1, 60 and 1000, `budget_s` seconds per cell. Resolves to `{rows, break_even}`.
+    #[wasm_bindgen(js_name = inferenceBench)]
+    pub fn inference_bench(&self, models: Vec<String>, budget_s: f64) -> Result<Promise, JsValue> {
+        let (backend, data, busy) = self.begin()?;
+        let models: Vec<ModelKind> = models
+            .iter()
+            .map(|m| ModelKind::parse(m).ok_or_else(|| js_error(format!("no model {m:?}"))))
+            .collect::<Result<_, _>>()?;
+        Ok(future_to_promise(async move {
+            let _busy = busy;
+            let images = data
+                .test
+                .standardised(&(0..1000.min(data.test.len())).collect::<Vec<_>>());
+            let mut rows = Vec::new();
+            let mut break_even = Vec::new();
+            for model in models {
+                let table = lab_core::bench::inference_table(
+                    model,
+                    &backend.device,
+                    &images,
+                    &lab_core::bench::INFERENCE_DENSITIES,
+                    &lab_core::bench::INFERENCE_BATCHES,
+                    budget_s,
+                    &mut |_| {},
+                )
+                .await
+                .map_err(js_error)?;
+                for batch in lab_core::bench::INFERENCE_BATCHES {
+                    let density = lab_core::bench::break_even_density(&table, batch);
+                    break_even
+                        .push(json!({ "model": model.name(), "batch": batch, "density": density }));
+                }
+                rows.extend(table);
+            }
+            Ok(events::to_js(
+                &json!({ "backend": backend.kind.name(), "rows": rows, "break_even": break_even }),
+            ))
+        }))
+    }
+
     /// Times `steps` LeNet-300-100 training steps (Adam, batch 60) on the current backend
     /// after 20 warm-up steps; resolves to `{backend, steps, ms_per_step, samples_per_second}`.
     pub fn benchmark(&self, steps: usize) -> Result<Promise, JsValue> {
@@ -708,6 +851,13 @@ fn finished_rounds(finished: &[(String, RoundResult)], branch: &str) -> Vec<Roun
         .filter(|(label, _)| label == branch)
         .map(|(_, r)| r.clone())
         .collect()
+}
+
+fn softmax_host(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f32> = logits.iter().map(|&v| (v - max).exp()).collect();
+    let sum: f32 = exp.iter().sum();
+    exp.iter().map(|&v| v / sum).collect()
 }
 
 fn forward(kind: ModelKind, trained: &Trained, input: Tensor<2>, device: &Device) -> Tensor<2> {

@@ -33,7 +33,7 @@ fn mnist_files() -> [Vec<u8>; 4] {
 
 async fn cpu_lab(records: Option<Map>) -> Lab {
     let lab = Lab::new(records);
-    JsFuture::from(lab.init_backend("cpu".into()))
+    JsFuture::from(lab.init_backend("cpu".into(), None))
         .await
         .expect("the CPU backend always starts");
     let [a, b, c, d] = mnist_files();
@@ -358,7 +358,7 @@ async fn impossible_configs_are_refused_before_running() {
 async fn webgpu_trains_a_few_steps_and_agrees_with_the_cpu_on_theta0() {
     let gpu_records = Map::new();
     let lab = Lab::new(Some(gpu_records.clone()));
-    let chosen = await_promise(lab.init_backend("webgpu".into())).await;
+    let chosen = await_promise(lab.init_backend("webgpu".into(), None)).await;
     if let Err(reason) = chosen {
         assert!(
             option_env!("LTH_REQUIRE_WEBGPU").is_none(),
@@ -395,4 +395,48 @@ async fn webgpu_trains_a_few_steps_and_agrees_with_the_cpu_on_theta0() {
         theta0(&gpu_records, &report),
         theta0(&cpu_records, &cpu_report)
     );
+}
+
+/// The CSR engine as compiled for wasm32 + SIMD128 (other code than natively) against burn's
+/// dense forward pass of the masked network, at full, 5% and zero density.
+#[wasm_bindgen_test]
+async fn sparse_forward_in_wasm_equals_the_dense_masked_forward() {
+    use lab_core::burn::tensor::{Tensor, TensorData};
+    use lab_core::model::{Classifier, ModelKind, Net, init_model};
+    use lab_core::params::{load_weights, read_weights};
+    use lab_core::prune::{PruneScope, magnitudes, to_density};
+    #[allow(deprecated)]
+    let device = lab_core::burn::tensor::Device::ndarray();
+    let mut rng = lab_core::rng::Rng::new(5);
+    let images: Vec<f32> = (0..7 * 784).map(|_| rng.normal() as f32).collect();
+    for kind in [ModelKind::Lenet300, ModelKind::Lenet5] {
+        let net: Net = init_model(kind, 1, &device);
+        let weights = read_weights(&net).await.unwrap();
+        let stages = net.stages().unwrap();
+        for density in [1.0, 0.05, 0.0] {
+            let mask = to_density(
+                &Mask::dense_for(&net),
+                &magnitudes(&weights),
+                density,
+                PruneScope::PerLayer,
+            );
+            let masked = lab_core::imp::masked_weights(&weights, &mask);
+            let sparse = lab_core::sparse::SparseNet::new(&stages, &weights, &mask).unwrap();
+            let found = sparse.forward(&images).unwrap();
+            let x = Tensor::<2>::from_data(TensorData::new(images.clone(), [7, 784]), &device);
+            let dense = load_weights(net.clone(), &masked).forward(x);
+            let expected = dense
+                .into_data_async()
+                .await
+                .unwrap()
+                .try_to_vec::<f32>()
+                .unwrap();
+            for (a, b) in found.iter().zip(&expected) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                    "{kind:?} at {density}: {a} vs {b}"
+                );
+            }
+        }
+    }
 }

@@ -2,12 +2,16 @@
 // against TensorFlow.js (cpu, wasm, webgl, webgpu backends) training the same LeNet-300-100
 // (784-300-100-10, ReLU, Adam 1.2e-3, batch 60) in the same headless Chromium.
 //   node bench.mjs [steps]        prints a table; needs www/pkg (scripts/build-www.sh)
+//   node bench.mjs inference [s]  the inference table instead (dense vs CSR vs compacted, as
+//                                 `lth bench`), in wasm on the CPU, s seconds per cell
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { launch, startServer } from './harness.mjs';
 
 const require = createRequire(import.meta.url);
-const steps = Number(process.argv[2] ?? 200);
+const inferenceOnly = process.argv[2] === 'inference';
+const steps = inferenceOnly ? 0 : Number(process.argv[2] ?? 200);
+const budget = Number(process.argv[3] ?? 0.3);
 const server = await startServer();
 const context = await launch();
 const page = context.pages()[0] ?? await context.newPage();
@@ -71,8 +75,32 @@ async function tfjs(backend, n) {
   rows.push({ implementation: 'TensorFlow.js 4.22', backend, steps: n, ...result });
 }
 
+async function inference() {
+  await page.goto(`${server.url}?test&backend=cpu`);
+  await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state), null, { timeout: 300_000 });
+  const result = await page.evaluate((s) => window.lth.lab.inferenceBench(['lenet300', 'lenet5'], s), budget);
+  const version = await page.evaluate(() => navigator.userAgent);
+  console.log(`\nInference in headless Chromium (${version}), wasm32 + SIMD128, µs per forward pass, dense and compacted on ${result.backend}, CSR in wasm, ${budget} s per cell:`);
+  console.log('| model | batch | density | dense µs | CSR µs | CSR × | compact µs | compact × | compact density |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of result.rows) {
+    console.log(`| ${r.model} | ${r.batch} | ${100 * r.density}% | ${r.dense_us.toFixed(1)} | ${r.csr_us.toFixed(1)} | ${(r.dense_us / r.csr_us).toFixed(2)} | ${r.compact_us.toFixed(1)} | ${(r.dense_us / r.compact_us).toFixed(2)} | ${(100 * r.compact_density).toFixed(1)}% |`);
+  }
+  for (const b of result.break_even) {
+    console.log(`${b.model} batch ${b.batch}: CSR beats dense below ${b.density === null ? 'no measured density' : `${(100 * b.density).toFixed(1)}% density`}`);
+  }
+}
+
 try {
   const chromiumVersion = context.browser()?.version() ?? '(persistent context)';
+  if (inferenceOnly) await inference();
+  else await training(chromiumVersion);
+} finally {
+  await context.close();
+  server.stop();
+}
+
+async function training(chromiumVersion) {
   await labWasm('cpu', steps);
   await tfjs('cpu', Math.max(20, steps / 4));
   await tfjs('wasm', steps);
@@ -86,7 +114,4 @@ try {
   for (const r of rows) {
     console.log(`| ${r.implementation} | ${r.backend} | ${r.steps} | ${r.ms_per_step.toFixed(2)} | ${Math.round(r.samples_per_second)} |`);
   }
-} finally {
-  await context.close();
-  server.stop();
 }

@@ -49,7 +49,17 @@ try {
   const strategies = await page.$$eval('select[name=strategy] option', (options) => options.map((o) => o.value));
   assert.deepEqual(strategies.filter((s) => s.startsWith('pai-')), registry.scores.map((s) => `pai-${s}`));
   if (process.env.LTH_REQUIRE_WEBGPU) {
-    assert.equal(await page.evaluate(() => document.body.dataset.backend), 'wgpu', autoBackend);
+    // This Chromium's only adapter is SwiftShader (software): "auto" must not pick it, and
+    // must say why.
+    assert.equal(await page.evaluate(() => document.body.dataset.backend), 'ndarray', autoBackend);
+    assert.match(autoBackend, /software WebGPU adapter/);
+    // 1b. "calibrate" times both paths on the model and takes the faster, saying the numbers.
+    const calibrated = await page.evaluate(() => window.lth.lab.initBackend('calibrate', 'lenet300'));
+    console.log(`calibrate: ${calibrated.note}`);
+    const { cpu_ms: cpu, webgpu_ms: gpu } = calibrated.calibration;
+    assert.ok(cpu > 0 && gpu > 0, JSON.stringify(calibrated));
+    assert.equal(calibrated.backend, gpu < cpu ? 'wgpu' : 'ndarray', calibrated.note);
+    assert.match(calibrated.note, /ms\/step on the CPU/);
   }
 
   // 2. A short experiment on the CPU.
@@ -99,6 +109,16 @@ try {
   // The CPU run is seeded end to end (θ0, data order), so this is a fixed network: a wrong
   // answer means the pad's MNIST-style preprocessing or the classifier broke.
   assert.equal(best, 1, `drawn "1" classified as ${best}`);
+  // The pad's answer comes from the sparse ticket (CSR in wasm), equal to the dense forward
+  // pass, with both timed.
+  const answer = await page.evaluate(() => window.lth.pad);
+  const gap = Math.max(...answer.probabilities.map((p, i) => Math.abs(p - answer.dense_probabilities[i])));
+  assert.ok(gap < 1e-5, `sparse and dense probabilities differ by ${gap}`);
+  assert.ok(answer.sparse_us > 0 && answer.dense_us > 0, JSON.stringify(answer));
+  assert.equal(answer.weights, 266200);
+  assert.equal(answer.nonzeros, 150528 + 19200 + 810, 'the round-2 ticket: 64%, 64% and 81% of its layers');
+  assert.match(await page.textContent('#pad-speed'), /Sparse ticket \(CSR.*µs per digit · dense on ndarray/);
+  console.log(`pad: ${await page.textContent('#pad-speed')}`);
   await page.screenshot({ path: path.join(artifacts, 'page.png'), fullPage: true });
 
   // 4. Cancel keeps finished rounds; Run again resumes after them.
@@ -186,8 +206,9 @@ try {
   await page.evaluate(() => { window.lth.onEvent = null; });
   await page.selectOption('select[name=strategy]', 'imp-per-layer');
 
-  // 6. WebGPU device lost mid-run: the page resumes on the CPU from the finished rounds.
-  await page.goto(`${server.url}?test&backend=auto`);
+  // 6. WebGPU device lost mid-run: the page resumes on the CPU from the finished rounds
+  // (WebGPU asked for by name: "auto" skips a software adapter).
+  await page.goto(`${server.url}?test&backend=webgpu`);
   assert.equal(await waitForState(['ready', 'error'], 120_000), 'ready', await page.textContent('#status'));
   if (await page.evaluate(() => document.body.dataset.backend) !== 'wgpu') {
     assert.ok(!process.env.LTH_REQUIRE_WEBGPU, 'LTH_REQUIRE_WEBGPU is set but the page fell back to the CPU');

@@ -32,7 +32,8 @@ export async function startLab(preference, { fresh = false } = {}) {
     state.lab = new state.wasm.Lab(state.records);
     sizes = state.lab.loadDataset('mnist', ...state.mnistBytes);
   }
-  const chosen = await state.lab.initBackend(preference);
+  // "auto" calibrates on the model the form has chosen.
+  const chosen = await state.lab.initBackend(preference, document.getElementById('experiment')?.elements.model?.value);
   $('backend').textContent = chosen.note;
   document.body.dataset.backend = chosen.backend;
   document.body.dataset.preference = preference;

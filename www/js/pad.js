@@ -57,8 +57,14 @@ async function classify(pad) {
   if (state.lab?.trainedRound === undefined) { $('prediction').innerHTML = '<li>Run an experiment first.</li>'; return; }
   const input = padToMnist(pad);
   if (!input) return;
-  const probabilities = await state.lab.classify(input);
+  const answer = await state.lab.classifyTimed(input);
+  const probabilities = answer.probabilities;
   const best = probabilities.indexOf(Math.max(...probabilities));
+  const share = `${(100 * answer.nonzeros / answer.weights).toFixed(1)}% of ${answer.weights.toLocaleString()} weights`;
+  $('pad-speed').textContent = answer.sparse_us === null
+    ? `Dense on ${answer.backend}: ${answer.dense_us.toFixed(0)} µs per digit (this model has no sparse engine).`
+    : `Sparse ticket (CSR, wasm SIMD, ${share}): ${answer.sparse_us.toFixed(1)} µs per digit · dense on ${answer.backend}: ${answer.dense_us.toFixed(0)} µs (${(answer.dense_us / answer.sparse_us).toFixed(1)}× slower).`;
+  if (window.lth) window.lth.pad = answer;
   $('prediction').innerHTML = Array.from(probabilities, (p, digit) =>
     `<li class="${digit === best ? 'best' : ''}">${'█'.repeat(Math.round(20 * p)).padEnd(20, '·')} ${(100 * p).toFixed(1)}%</li>`).join('');
 }
