@@ -237,11 +237,7 @@ impl SparseNet {
         let batch = images.len() / self.inputs;
         // Feature-major in, ping-pong between two buffers, batch-major out.
         let mut x = vec![0.0; images.len()];
-        for (b, image) in images.chunks_exact(self.inputs).enumerate() {
-            for (f, &v) in image.iter().enumerate() {
-                x[f * batch + b] = v;
-            }
-        }
+        transpose(images, batch, self.inputs, &mut x);
         let mut y = Vec::new();
         for (op, stage) in self.ops.iter().zip(&self.stages) {
             y.clear();
@@ -271,11 +267,7 @@ impl SparseNet {
             std::mem::swap(&mut x, &mut y);
         }
         let mut logits = vec![0.0; batch * self.outputs];
-        for (f, row) in x.chunks_exact(batch.max(1)).enumerate().take(self.outputs) {
-            for (b, &v) in row.iter().enumerate() {
-                logits[b * self.outputs + f] = v;
-            }
-        }
+        transpose(&x, self.outputs, batch, &mut logits);
         Ok(logits)
     }
 
@@ -451,6 +443,21 @@ impl SparseNet {
         }
         check_chain(&stages)?;
         Ok((Self::from_ops(stages, ops)?, provenance))
+    }
+}
+
+/// `to[c][r] = from[r][c]` for a `rows × cols` matrix, in tiles of 16 × 16 so both sides
+/// stay in cache (a plain loop is bound by cache misses on one side at batch 1,000).
+fn transpose(from: &[f32], rows: usize, cols: usize, to: &mut [f32]) {
+    const TILE: usize = 16;
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for c in c0..(c0 + TILE).min(cols) {
+                    to[c * rows + r] = from[r * cols + c];
+                }
+            }
+        }
     }
 }
 
