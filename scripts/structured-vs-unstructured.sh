@@ -3,7 +3,8 @@
 # structured-vs-unstructured.toml): runs the sweep with the local pool, collects accuracy by
 # weights remaining, then exports every round of seed 0 (CSR for unstructured tickets, the
 # compacted network for structured ones, the dense masked network for both) and times
-# `lth infer` on the 10,000 test images at batch 1 and 60. Writes OUT/inference.md.
+# `lth infer` on the 10,000 test images at batch 1 and 60 (dense and compact formats on
+# $LTH_INFER_BACKEND, default flex; CSR on the host). Writes OUT/inference.md.
 #   scripts/structured-vs-unstructured.sh [OUT]     (default runs/structured)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,9 +16,9 @@ start=$(date +%s)
 "$lth" sweep run "$sweep" --out "$out"
 "$lth" sweep collect "$sweep" --out "$out"
 echo "structured-vs-unstructured: sweep done in $(( $(date +%s) - start ))s"
-python3 - "$lth" "$out" <<'PY'
+python3 - "$lth" "$out" "${LTH_INFER_BACKEND:-flex}" <<'PY'
 import json, subprocess, sys, pathlib
-lth, out = sys.argv[1], pathlib.Path(sys.argv[2])
+lth, out, backend = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3]
 plan = json.loads((out / "plan.json").read_text())
 rows = []
 for entry in plan["entries"]:
@@ -42,7 +43,7 @@ for entry in plan["entries"]:
         for fmt in formats.split(","):
             for batch in (1, 60):
                 report = json.loads(subprocess.run(
-                    [lth, "infer", f"{stem}.{fmt}.safetensors", "--json", "--batch", str(batch), "--backend", "ndarray"],
+                    [lth, "infer", f"{stem}.{fmt}.safetensors", "--json", "--batch", str(batch), "--backend", backend],
                     check=True, capture_output=True, text=True).stdout)
                 row[f"{fmt}_{batch}"] = report["images_per_second"]
                 row[f"{fmt}_accuracy"] = report["accuracy"]

@@ -117,7 +117,7 @@ fn inference(
             },
         ))?;
         for batch in INFERENCE_BATCHES {
-            match break_even_density(&rows, batch) {
+            match break_even_density(&rows, kind.name(), batch) {
                 Some(d) => println!(
                     "{}: CSR beats dense below {:.1}% density at batch {batch}",
                     kind.name(),

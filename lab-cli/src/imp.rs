@@ -102,8 +102,9 @@ pub struct ImpArgs {
     /// Global instead of per-layer magnitude pruning.
     #[arg(long)]
     global: bool,
-    /// What a round removes: `weights` (the LTH paper), or whole units (hidden neurons,
-    /// conv filters) by the norm of their weights, `units-l1` or `units-l2`.
+    /// What a round removes: `weights` (the LTH paper), whole units (hidden neurons, conv
+    /// filters) by the norm of their weights, `units-l1` or `units-l2`, or `N:M` such as
+    /// `2:4` (the N largest of every M consecutive inputs of a unit; one pruned round).
     #[arg(long, default_value = "weights", value_parser = parse_granularity)]
     granularity: Granularity,
     /// Train on the first N training examples only.
@@ -325,5 +326,6 @@ fn train_ticket(
 }
 
 fn parse_granularity(text: &str) -> Result<Granularity, String> {
-    Granularity::parse(text).ok_or_else(|| format!("`{text}` is not weights, units-l1 or units-l2"))
+    Granularity::parse(text)
+        .ok_or_else(|| format!("`{text}` is not weights, units-l1, units-l2 or N:M (e.g. 2:4)"))
 }

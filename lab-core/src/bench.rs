@@ -235,27 +235,6 @@ where
     Ok(slices[2])
 }
 
-async fn dense_forward(
-    net: &Net,
-    images: &[f32],
-    device: &Device,
-) -> Result<Vec<f32>, crate::error::DeviceError> {
-    use crate::model::Classifier;
-    let batch = images.len() / crate::data::IMAGE_SIZE;
-    let x = burn::tensor::Tensor::<2>::from_data(
-        burn::tensor::TensorData::new(images.to_vec(), [batch, crate::data::IMAGE_SIZE]),
-        device,
-    );
-    let data = net
-        .forward(x)
-        .into_data_async()
-        .await
-        .map_err(|e| crate::error::DeviceError::new("logits", e))?;
-    data.convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|e| crate::error::DeviceError::new("logits", e))
-}
-
 /// Measures the inference table of `kind` on `device` (θ0 weights: times do not depend on
 /// the values), `budget_s` seconds per cell and method, inputs from `images` (standardised,
 /// cycled to fill a batch). `progress` sees each row as it is measured.
@@ -286,7 +265,9 @@ pub async fn inference_table(
             .take(batch * crate::data::IMAGE_SIZE)
             .collect();
         let dense_us = time_us(budget_s, || async {
-            Ok(dense_forward(&net, &input, &device).await.map(drop)?)
+            Ok(crate::export::burn_logits(&net, &input, &device)
+                .await
+                .map(drop)?)
         })
         .await?;
         for &density in densities {
@@ -303,7 +284,7 @@ pub async fn inference_table(
                 units_to_density(&stages, &dense_mask, &weights, UnitNorm::L1, density)?;
             let compacted = compact(&net, &weights, &structured, &device)?;
             let compact_us = time_us(budget_s, || async {
-                Ok(dense_forward(&compacted.net, &input, &device)
+                Ok(crate::export::burn_logits(&compacted.net, &input, &device)
                     .await
                     .map(drop)?)
             })
@@ -324,13 +305,15 @@ pub async fn inference_table(
     Ok(rows)
 }
 
-/// The density below which the CSR engine beats dense at `batch`: interpolated (in log
-/// density) between the two measured densities where the speed-up crosses 1; `None` if it
-/// never does; 1.0 if it is faster even at full density.
-pub fn break_even_density(rows: &[InferenceRow], batch: usize) -> Option<f64> {
+/// The density below which the CSR engine beats dense for `model` at `batch`, interpolated
+/// (in log density) between the two measured densities where the speed-up crosses 1, going
+/// from dense to sparse; the densest measured density if CSR is already faster there; `None`
+/// if it never is. Dense runs on the table's backend, CSR on one host thread: the value is
+/// that pair's.
+pub fn break_even_density(rows: &[InferenceRow], model: &str, batch: usize) -> Option<f64> {
     let mut points: Vec<(f64, f64)> = rows
         .iter()
-        .filter(|r| r.batch == batch)
+        .filter(|r| r.model == model && r.batch == batch && r.density > 0.0)
         .map(|r| (r.density, r.csr_speedup()))
         .collect();
     points.sort_by(|a, b| b.0.total_cmp(&a.0)); // densest first
@@ -342,7 +325,7 @@ pub fn break_even_density(rows: &[InferenceRow], batch: usize) -> Option<f64> {
         .find(|w| w[0].1 < 1.0 && w[1].1 >= 1.0)
         .map(|w| {
             let ((d0, s0), (d1, s1)) = (w[0], w[1]);
-            let t = (0.0 - s0.ln()) / (s1.ln() - s0.ln());
+            let t = -s0.ln() / (s1.ln() - s0.ln());
             (d0.ln() + t * (d1.ln() - d0.ln())).exp()
         })
 }

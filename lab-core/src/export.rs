@@ -175,24 +175,31 @@ impl Loaded {
     ) -> Result<Vec<f32>, InferenceError> {
         match self {
             Loaded::Csr { net, .. } => Ok(net.forward(images)?),
-            Loaded::Burn { net, .. } => {
-                let batch = images.len() / crate::data::IMAGE_SIZE;
-                let x = Tensor::<2>::from_data(
-                    TensorData::new(images.to_vec(), [batch, crate::data::IMAGE_SIZE]),
-                    device,
-                );
-                let data = net
-                    .forward(x)
-                    .into_data_async()
-                    .await
-                    .map_err(|e| crate::error::DeviceError::new("logits", e))?;
-                Ok(data
-                    .convert::<f32>()
-                    .try_into_vec::<f32>()
-                    .map_err(|e| crate::error::DeviceError::new("logits", e))?)
-            }
+            Loaded::Burn { net, .. } => Ok(burn_logits(net, images, device).await?),
         }
     }
+}
+
+/// Logits `[batch][classes]` of a burn network for standardised `images` `[batch][784]`:
+/// uploaded, run, read back (what an application pays per call).
+pub async fn burn_logits(
+    net: &Net,
+    images: &[f32],
+    device: &Device,
+) -> Result<Vec<f32>, crate::error::DeviceError> {
+    let batch = images.len() / crate::data::IMAGE_SIZE;
+    let x = Tensor::<2>::from_data(
+        TensorData::new(images.to_vec(), [batch, crate::data::IMAGE_SIZE]),
+        device,
+    );
+    let data = net
+        .forward(x)
+        .into_data_async()
+        .await
+        .map_err(|e| crate::error::DeviceError::new("logits", e))?;
+    data.convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| crate::error::DeviceError::new("logits", e))
 }
 
 /// Reads any of the three formats, checking every tensor against the architecture.
@@ -202,6 +209,12 @@ pub fn load(bytes: &[u8], device: &Device) -> Result<Loaded, ExportError> {
     match metadata.get(FORMAT_KEY).map(String::as_str) {
         Some("csr") => {
             let (net, provenance) = SparseNet::from_safetensors(bytes)?;
+            if net.inputs() != crate::data::IMAGE_SIZE {
+                return Err(ExportError::Format(format!(
+                    "the network reads {} values per example, not a 28×28 image",
+                    net.inputs()
+                )));
+            }
             Ok(Loaded::Csr { net, provenance })
         }
         Some("compact") => {
@@ -218,6 +231,24 @@ pub fn load(bytes: &[u8], device: &Device) -> Result<Loaded, ExportError> {
             )
             .map_err(|e| ExportError::Format(format!("units: {e}")))?;
             let reference = (model_of(&provenance)?.spec().build)(device);
+            // The widths must be the reference's unit layers, each 1..=its width, before a
+            // network is built from them.
+            let full: Vec<usize> = reference
+                .stages()
+                .map(|stages| {
+                    crate::structured::unit_layers(&stages)
+                        .iter()
+                        .map(|l| l.units)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if units.len() != full.len() || units.iter().zip(&full).any(|(&u, &f)| u == 0 || u > f)
+            {
+                return Err(ExportError::Format(format!(
+                    "units {units:?} do not fit {} (at most {full:?}, at least 1 each)",
+                    provenance.model
+                )));
+            }
             let net = reference
                 .with_units(&units, device)
                 .ok_or(StructuredError::NotSequential)?;

@@ -128,6 +128,15 @@ impl ImpConfig {
             return Err(ConfigError::new("rounds must be at least 1"));
         }
         ConfigError::check_subsets(self.train_subset, self.eval_subset)?;
+        if matches!(
+            self.prune.granularity,
+            crate::structured::Granularity::NOfM { .. }
+        ) && self.rounds > 2
+        {
+            return Err(ConfigError::new(
+                "N:M sparsity reaches its pattern in one pruning: use 2 rounds (dense, then N:M)",
+            ));
+        }
         match self.rewind {
             Rewind::Fraction(f) if !(0.0..=1.0).contains(&f) => {
                 return Err(ConfigError(format!(
@@ -332,7 +341,7 @@ pub async fn run_imp<M: Architecture>(
     let dense = Mask::dense_for(&theta0);
     config.prune_rules().check_rules(&dense)?;
     let stages = theta0.stages();
-    if config.prune.granularity != Granularity::Weights && stages.is_none() {
+    if matches!(config.prune.granularity, Granularity::Units(_)) && stages.is_none() {
         return Err(crate::structured::StructuredError::NotSequential.into());
     }
     let iterations = config.train.iterations;
@@ -499,6 +508,9 @@ pub async fn run_control<M: Architecture>(
                 };
                 // Random units for a structured ticket, random weights otherwise.
                 let random = match (config.prune.granularity, theta0.stages()) {
+                    (Granularity::NOfM { n, m }, _) => {
+                        prune::random_n_of_m(&ticket_mask, config.seed, &stream, n, m)
+                    }
                     (Granularity::Units(_), Some(stages)) => crate::structured::random_units_like(
                         &stages,
                         &ticket_mask,

@@ -205,6 +205,18 @@ impl PruneConfig {
                 )));
             }
         }
+        if let Granularity::NOfM { n, m } = self.granularity {
+            if !(1..m).contains(&n) {
+                return Err(crate::error::ConfigError(format!(
+                    "N:M sparsity needs 1 ≤ N < M, got {n}:{m}"
+                )));
+            }
+            if !self.layers.is_empty() || self.scope == PruneScope::Global {
+                return Err(crate::error::ConfigError::new(
+                    "N:M sparsity has no rates or scope: every layer gets its pattern",
+                ));
+            }
+        }
         if let Some(rule) = self.layers.iter().find(|rule| rule.pattern.is_empty()) {
             return Err(crate::error::ConfigError(format!(
                 "layer rate {} has an empty pattern",
@@ -295,11 +307,91 @@ pub fn magnitude_round(
 ) -> Result<Mask, StructuredError> {
     match config.granularity {
         Granularity::Weights => Ok(magnitude(mask, weights, config)),
+        Granularity::NOfM { n, m } => Ok(n_of_m(mask, &magnitudes(weights), n, m)),
         Granularity::Units(norm) => {
             let stages = stages.ok_or(StructuredError::NotSequential)?;
             structured::prune_units(stages, mask, weights, norm, config)
         }
     }
+}
+
+/// N:M sparsity along the reduction dimension, the layout sparse tensor cores run (NVIDIA
+/// ASP's): in every group of `m` consecutive inputs of a unit, keep the `n` highest-scoring
+/// survivors, ties by position. A linear weight (burn's `[inputs, outputs]`) groups down a
+/// column; a convolution `[out, in, kh, kw]` groups its input channels at each kernel tap.
+/// A layer with fewer than `m` inputs per group (LeNet-5's first convolution: one channel)
+/// stays as it is, as in ASP; a last, shorter group keeps at most `n` too. NaN scores go first.
+pub fn n_of_m(mask: &Mask, scores: &Weights, n: usize, m: usize) -> Mask {
+    let mut next = mask.clone();
+    for layer in &mut next.layers {
+        let values = values_of(scores, layer).to_vec();
+        // (lines of inputs: units, or (unit, tap) pairs; inputs per line; index of input i
+        // of line `line`)
+        let (lines, inputs, index): (usize, usize, Box<dyn Fn(usize, usize) -> usize>) =
+            match layer.shape[..] {
+                [inputs, outputs] => (outputs, inputs, Box::new(move |line, i| i * outputs + line)),
+                [outputs, inputs, ref kernel @ ..] => {
+                    let taps: usize = kernel.iter().product();
+                    let at = move |line: usize, c: usize| {
+                        let (o, t) = (line / taps, line % taps);
+                        (o * inputs + c) * taps + t
+                    };
+                    (outputs * taps, inputs, Box::new(at))
+                }
+                _ => continue,
+            };
+        if inputs < m {
+            continue;
+        }
+        for line in 0..lines {
+            for start in (0..inputs).step_by(m.max(1)) {
+                let mut group: Vec<usize> = (start..(start + m).min(inputs))
+                    .map(|i| index(line, i))
+                    .filter(|&k| layer.keep[k])
+                    .collect();
+                if group.len() <= n {
+                    continue;
+                }
+                group.sort_by(|&a, &b| rank(values[b]).total_cmp(&rank(values[a])).then(a.cmp(&b)));
+                for &k in &group[n..] {
+                    layer.keep[k] = false;
+                }
+            }
+        }
+    }
+    next
+}
+
+/// The random-pruning control of an N:M ticket: a uniformly random N:M mask of the same
+/// shapes (random scores from the stream `"<stream>/<layer>"`).
+pub fn random_n_of_m(reference: &Mask, seed: u64, stream: &str, n: usize, m: usize) -> Mask {
+    let dense = Mask::dense_over(
+        &reference
+            .layers
+            .iter()
+            .map(|l| crate::params::ParamInfo {
+                path: l.name.clone(),
+                shape: l.shape.clone(),
+                prunable: true,
+            })
+            .collect::<Vec<_>>(),
+    );
+    let scores: Weights = reference
+        .layers
+        .iter()
+        .map(|l| {
+            let mut rng = Rng::for_purpose(seed, &format!("{stream}/{}", l.name));
+            let values = (0..l.keep.len()).map(|_| rng.uniform() as f32).collect();
+            (
+                l.name.clone(),
+                crate::params::HostTensor {
+                    shape: l.shape.clone(),
+                    values,
+                },
+            )
+        })
+        .collect();
+    n_of_m(&dense, &scores, n, m)
 }
 
 /// |w| of every weight: the magnitude score.

@@ -10,7 +10,8 @@
 //!
 //! Counting rule, as for weights ([`crate::prune`]): a round removes `round(p · n)` of a
 //! layer's `n` surviving units (p = that layer's rate), the lowest scores first, ties by
-//! position; global scope removes `round(p · N)` of all `N` surviving units by one threshold.
+//! position; global scope removes `round(p · N)` of all `N` surviving units by one threshold
+//! on each unit's score divided by its layer's mean (raw norms grow with fan-in).
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +29,10 @@ pub enum Granularity {
     Weights,
     /// Whole units, scored by a norm of their incoming weights.
     Units(UnitNorm),
+    /// N:M fine-grained sparsity (2:4 is what GPUs' sparse tensor cores run): in every group
+    /// of `m` consecutive weights along a unit's inputs, keep the `n` largest ([`crate::prune::n_of_m`]).
+    /// The first pruned round reaches the pattern; later rounds retrain the same mask.
+    NOfM { n: usize, m: usize },
 }
 
 /// How a unit's incoming scores add up.
@@ -42,20 +47,28 @@ pub enum UnitNorm {
 }
 
 impl Granularity {
+    /// `weights`, `units-l1` (also `units`), `units-l2`, or `N:M` such as `2:4`.
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "weights" | "unstructured" => Some(Granularity::Weights),
             "units" | "units-l1" => Some(Granularity::Units(UnitNorm::L1)),
             "units-l2" => Some(Granularity::Units(UnitNorm::L2)),
-            _ => None,
+            _ => {
+                let (n, m) = text.split_once(':')?;
+                Some(Granularity::NOfM {
+                    n: n.trim().parse().ok()?,
+                    m: m.trim().parse().ok()?,
+                })
+            }
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub fn name(self) -> String {
         match self {
-            Granularity::Weights => "weights",
-            Granularity::Units(UnitNorm::L1) => "units-l1",
-            Granularity::Units(UnitNorm::L2) => "units-l2",
+            Granularity::Weights => "weights".into(),
+            Granularity::Units(UnitNorm::L1) => "units-l1".into(),
+            Granularity::Units(UnitNorm::L2) => "units-l2".into(),
+            Granularity::NOfM { n, m } => format!("{n}:{m}"),
         }
     }
 }
@@ -66,6 +79,8 @@ pub enum StructuredError {
     NotSequential,
     #[error("{0} is missing from the weights or the mask")]
     Missing(String),
+    #[error("no unit of {0} is read by the next layer: the output does not depend on the input")]
+    EmptyLayer(String),
 }
 
 /// A weighted stage whose units can be removed, and the stage that reads them.
@@ -215,9 +230,16 @@ pub fn unit_scores(
                         .iter()
                         .filter(|&&i| keep[i])
                         .map(|&i| values[i].abs() as f64);
-                    match norm {
+                    let score = match norm {
                         UnitNorm::L1 => kept.sum(),
                         UnitNorm::L2 => kept.map(|v| v * v).sum::<f64>().sqrt(),
+                    };
+                    // A unit with a NaN weight (a diverged run) goes first, as in
+                    // `prune::rank`.
+                    if score.is_nan() {
+                        f64::NEG_INFINITY
+                    } else {
+                        score
                     }
                 })
                 .collect())
@@ -266,8 +288,22 @@ pub fn prune_units(
             }
         }
         PruneScope::Global => {
+            // A unit's norm grows with its fan-in, so raw norms would strip the layers with
+            // few inputs first; one threshold applies to each unit's score relative to the
+            // mean of its layer's live units.
             let mut units: Vec<_> = (0..layers.len())
-                .flat_map(|l| candidates(l, &live))
+                .flat_map(|l| {
+                    let layer_units = candidates(l, &live);
+                    let mean = layer_units
+                        .iter()
+                        .map(|u| u.0)
+                        .filter(|s| s.is_finite())
+                        .sum::<f64>()
+                        / layer_units.len().max(1) as f64;
+                    layer_units.into_iter().map(move |(score, l, u)| {
+                        (if mean > 0.0 { score / mean } else { score }, l, u)
+                    })
+                })
                 .collect();
             let count = prune_count(units.len(), config.rate);
             units.sort_by(by_score);
@@ -318,6 +354,11 @@ pub fn compact(
         .iter()
         .map(|l| l.iter().filter(|&&a| a).count())
         .collect();
+    if let Some(empty) = units.iter().position(|&u| u == 0) {
+        return Err(StructuredError::EmptyLayer(
+            unit_layers(&stages)[empty].weight.clone(),
+        ));
+    }
     let mut out = Weights::new();
     let (mut before, mut after) = (0, 0);
     let tensor = |path: &str| {

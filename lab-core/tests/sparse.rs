@@ -191,6 +191,7 @@ fn structured_rounds_remove_whole_units_by_the_counting_rule() {
         let mut mask = Mask::dense_for(&f.net);
         let mut expected_units: Vec<usize> = layers.iter().map(|l| l.units).collect();
         for round in 1..=3 {
+            let previous = mask.clone();
             let before = live_units(&f.stages, &mask).unwrap();
             mask = prune_units(&f.stages, &mask, &f.weights, norm, &config).unwrap();
             assert_whole_units(&f.stages, &mask);
@@ -208,52 +209,92 @@ fn structured_rounds_remove_whole_units_by_the_counting_rule() {
                     "{kind:?} round {round} {}",
                     layer.weight
                 );
-                // The removed units are the lowest-norm ones of those alive (an independent
-                // computation from the dense weights: this fixture was never masked inside a
-                // unit, so a unit's norm is that of its whole weight column or filter).
-                let w = &f.weights[&layer.weight];
-                let norm_of = |u: usize| -> f64 {
-                    let values: Vec<f64> = match w.shape.len() {
-                        2 => (0..w.shape[0])
-                            .map(|i| w.values[i * w.shape[1] + u] as f64)
-                            .collect(),
-                        _ => {
-                            let cols = w.values.len() / w.shape[0];
-                            w.values[u * cols..(u + 1) * cols]
-                                .iter()
-                                .map(|&v| v as f64)
-                                .collect()
-                        }
-                    };
-                    match norm {
-                        UnitNorm::L1 => values.iter().map(|v| v.abs()).sum(),
-                        UnitNorm::L2 => values.iter().map(|v| v * v).sum::<f64>().sqrt(),
-                    }
-                };
-                let removed: Vec<usize> = (0..layer.units)
-                    .filter(|&u| before[l][u] && !live[l][u])
-                    .collect();
-                let kept_units: Vec<usize> = (0..layer.units).filter(|&u| live[l][u]).collect();
-                if l == 0 {
-                    let worst_kept = kept_units
-                        .iter()
-                        .map(|&u| norm_of(u))
-                        .fold(f64::INFINITY, f64::min);
-                    let best_removed = removed
-                        .iter()
-                        .map(|&u| norm_of(u))
-                        .fold(f64::NEG_INFINITY, f64::max);
-                    assert!(
-                        best_removed <= worst_kept,
-                        "{kind:?} round {round}: a removed unit outscored a kept one"
-                    );
-                }
+                let scores = independent_unit_norms(&f.weights, &previous, &layer.weight, norm);
+                let removed = (0..layer.units).filter(|&u| before[l][u] && !live[l][u]);
+                let best_removed = removed.map(|u| scores[u]).fold(f64::NEG_INFINITY, f64::max);
+                let worst_kept = (0..layer.units)
+                    .filter(|&u| live[l][u])
+                    .map(|u| scores[u])
+                    .fold(f64::INFINITY, f64::min);
+                assert!(
+                    best_removed <= worst_kept,
+                    "{kind:?} round {round} {}: a removed unit outscored a kept one",
+                    layer.weight
+                );
             }
         }
         // The output layer keeps its ten classes.
         let last = mask.layers.last().unwrap();
         assert_eq!(*last.shape.last().unwrap(), 10);
     }
+}
+
+/// Each unit's norm over the weights `mask` keeps, computed from the layouts (a column of
+/// burn's linear `[in, out]`, a filter of a conv `[out, …]`), not from `unit_layers`.
+fn independent_unit_norms(weights: &Weights, mask: &Mask, path: &str, norm: UnitNorm) -> Vec<f64> {
+    let w = &weights[path];
+    let keep = &mask.layer(path).unwrap().keep;
+    let units = if w.shape.len() == 2 {
+        w.shape[1]
+    } else {
+        w.shape[0]
+    };
+    (0..units)
+        .map(|u| {
+            let indices: Vec<usize> = if w.shape.len() == 2 {
+                (0..w.shape[0]).map(|i| i * w.shape[1] + u).collect()
+            } else {
+                let per = w.values.len() / w.shape[0];
+                (u * per..(u + 1) * per).collect()
+            };
+            let kept = indices
+                .into_iter()
+                .filter(|&i| keep[i])
+                .map(|i| w.values[i] as f64);
+            match norm {
+                UnitNorm::L1 => kept.map(f64::abs).sum(),
+                UnitNorm::L2 => kept.map(|v| v * v).sum::<f64>().sqrt(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn global_unit_pruning_uses_one_threshold_on_scores_relative_to_each_layer() {
+    let f = fixture(ModelKind::Lenet5, 23);
+    let config = PruneConfig {
+        scope: PruneScope::Global,
+        rate: 0.3,
+        ..PruneConfig::default()
+    };
+    let layers = unit_layers(&f.stages);
+    let dense = Mask::dense_for(&f.net);
+    let mask = prune_units(&f.stages, &dense, &f.weights, UnitNorm::L1, &config).unwrap();
+    assert_whole_units(&f.stages, &mask);
+    let live = live_units(&f.stages, &mask).unwrap();
+    let total: usize = layers.iter().map(|l| l.units).sum();
+    let removed: usize = live.iter().map(|l| l.iter().filter(|&&a| !a).count()).sum();
+    assert_eq!(removed, (0.3 * total as f64).round() as usize);
+    // Relative scores (unit norm / its layer's mean): every removed one at most every kept one.
+    let (mut best_removed, mut worst_kept) = (f64::NEG_INFINITY, f64::INFINITY);
+    let mut layers_cut = 0;
+    for (l, layer) in layers.iter().enumerate() {
+        let scores = independent_unit_norms(&f.weights, &dense, &layer.weight, UnitNorm::L1);
+        let mean = scores.iter().sum::<f64>() / scores.len() as f64;
+        for (u, score) in scores.iter().enumerate() {
+            let relative = score / mean;
+            if live[l][u] {
+                worst_kept = worst_kept.min(relative)
+            } else {
+                best_removed = best_removed.max(relative)
+            }
+        }
+        layers_cut += usize::from(live[l].iter().any(|&a| !a));
+    }
+    assert!(best_removed <= worst_kept, "{best_removed} > {worst_kept}");
+    // Relative scores spread the cut over the layers instead of emptying the small fan-in ones.
+    assert!(layers_cut >= 3, "only {layers_cut} layers lost units");
+    assert!(live.iter().all(|l| l.iter().filter(|&&a| a).count() > 1));
 }
 
 #[test]
@@ -364,4 +405,228 @@ fn export_load_infer_round_trips_every_format_exactly() {
         assert!(load(&bytes[..bytes.len() - 4], &device).is_err());
     }
     assert_eq!(compacted.units, vec![180, 60]);
+}
+
+/// `bytes` re-written with `edit` applied to its metadata and tensors.
+fn rewrite(
+    bytes: &[u8],
+    edit: impl FnOnce(
+        &mut std::collections::HashMap<String, String>,
+        &mut Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>,
+    ),
+) -> Vec<u8> {
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes).unwrap();
+    let mut metadata: std::collections::HashMap<String, String> = header
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let file = safetensors::SafeTensors::deserialize(bytes).unwrap();
+    let mut tensors: Vec<_> = file
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            (
+                name,
+                view.dtype(),
+                view.shape().to_vec(),
+                view.data().to_vec(),
+            )
+        })
+        .collect();
+    edit(&mut metadata, &mut tensors);
+    let views = tensors.iter().map(|(name, dtype, shape, data)| {
+        (
+            name.as_str(),
+            safetensors::tensor::TensorView::new(*dtype, shape.clone(), data).unwrap(),
+        )
+    });
+    safetensors::serialize(views, Some(metadata.into_iter().collect())).unwrap()
+}
+
+#[test]
+fn damaged_files_are_errors_not_panics() {
+    use lab_core::export::{ExportFormat, export, load};
+    use lab_core::ticket::Ticket;
+    let device = device();
+    let f = fixture(ModelKind::Lenet5, 29);
+    let mask = magnitude_mask(&f, 0.2);
+    let ticket = Ticket {
+        mask: mask.clone(),
+        weights: f.weights.clone(),
+        provenance: Provenance {
+            model: "lenet5".into(),
+            dataset: "mnist".into(),
+            round: 2,
+            rewind: "init".into(),
+            seed: 29,
+            run: "imp-test".into(),
+            weights_remaining: mask.density(),
+            stream: String::new(),
+        },
+    };
+    // A conv net exported and loaded in every format gives the masked network's logits.
+    let images = real_images(4);
+    let reference = dense_logits(&f.net, &masked_weights(&f.weights, &mask), &images, &device);
+    let csr = export(&ticket, ExportFormat::Csr, &device).unwrap();
+    let compact = export(&ticket, ExportFormat::Compact, &device).unwrap();
+    for bytes in [&csr, &compact] {
+        let logits = block_on(load(bytes, &device).unwrap().logits(&images, &device)).unwrap();
+        assert_close(&logits, &reference, "lenet5 file");
+    }
+    let stages = |edit: &dyn Fn(&mut serde_json::Value)| {
+        rewrite(&csr, |metadata, _| {
+            let mut value: serde_json::Value = serde_json::from_str(&metadata["stages"]).unwrap();
+            edit(&mut value);
+            metadata.insert("stages".into(), value.to_string());
+        })
+    };
+    let damaged = [
+        (
+            "a padding of a million",
+            stages(&|v| v[0]["Conv"]["padding"] = serde_json::json!([1_000_000, 2])),
+        ),
+        (
+            "a kernel wider than its input",
+            stages(&|v| v[2]["Conv"]["kernel"] = serde_json::json!([99, 5])),
+        ),
+        (
+            "a chain that does not fit",
+            stages(&|v| v[4]["Linear"]["inputs"] = serde_json::json!(401)),
+        ),
+        (
+            "stages that are not JSON",
+            rewrite(&csr, |m, _| {
+                m.insert("stages".into(), "[{".into());
+            }),
+        ),
+        (
+            "a column out of range",
+            rewrite(&csr, |_, t| {
+                let indices = t
+                    .iter_mut()
+                    .find(|(n, ..)| n == "fcs.0.weight/indices")
+                    .unwrap();
+                indices.3[..4].copy_from_slice(&400u32.to_le_bytes());
+            }),
+        ),
+        (
+            "a short bias",
+            rewrite(&csr, |_, t| {
+                let bias = t.iter_mut().find(|(n, ..)| n == "fcs.1.bias").unwrap();
+                bias.2 = vec![83];
+                bias.3.truncate(83 * 4);
+            }),
+        ),
+        (
+            "units beyond the model",
+            rewrite(&compact, |m, _| {
+                m.insert("units".into(), "[6, 16, 120, 85]".into());
+            }),
+        ),
+        (
+            "too few units",
+            rewrite(&compact, |m, _| {
+                m.insert("units".into(), "[6, 16]".into());
+            }),
+        ),
+        (
+            "an unknown format",
+            rewrite(&csr, |m, _| {
+                m.insert("format".into(), "coo".into());
+            }),
+        ),
+    ];
+    for (what, bytes) in damaged {
+        assert!(load(&bytes, &device).is_err(), "{what} was accepted");
+    }
+}
+
+#[test]
+fn n_of_m_masks_keep_the_largest_n_of_every_m_consecutive_inputs() {
+    use lab_core::prune::{n_of_m, random_n_of_m};
+    for kind in [ModelKind::Lenet300, ModelKind::Lenet5] {
+        let f = fixture(kind, 19);
+        let dense = Mask::dense_for(&f.net);
+        let mask = n_of_m(&dense, &magnitudes(&f.weights), 2, 4);
+        let random = random_n_of_m(&dense, 19, "control", 2, 4);
+        for (layer, random_layer) in mask.layers.iter().zip(&random.layers) {
+            let w = &f.weights[&layer.name].values;
+            // Groups run along the reduction dimension: down a column of burn's linear
+            // [in, out]; across input channels at a fixed (filter, tap) of a conv [o, c, kh, kw].
+            let groups: Vec<Vec<usize>> = match layer.shape[..] {
+                [i, o] => (0..o)
+                    .flat_map(|u| {
+                        (0..i)
+                            .step_by(4)
+                            .map(move |s| (s..(s + 4).min(i)).map(|k| k * o + u).collect())
+                    })
+                    .collect(),
+                [o, c, kh, kw] => {
+                    let taps = kh * kw;
+                    if c < 4 {
+                        // Fewer channels than a group: the layer stays dense (ASP's rule).
+                        assert_eq!(layer.remaining(), layer.total(), "{}", layer.name);
+                        continue;
+                    }
+                    (0..o)
+                        .flat_map(|u| {
+                            (0..taps).flat_map(move |t| {
+                                (0..c).step_by(4).map(move |s| {
+                                    (s..(s + 4).min(c))
+                                        .map(|ch| (u * c + ch) * taps + t)
+                                        .collect()
+                                })
+                            })
+                        })
+                        .collect()
+                }
+                _ => unreachable!(),
+            };
+            let mut expected_kept = 0;
+            for group in &groups {
+                let kept: Vec<usize> = group.iter().copied().filter(|&k| layer.keep[k]).collect();
+                assert_eq!(
+                    kept.len(),
+                    group.len().min(2),
+                    "{} group {group:?}",
+                    layer.name
+                );
+                assert_eq!(
+                    group.iter().filter(|&&k| random_layer.keep[k]).count(),
+                    group.len().min(2)
+                );
+                // Every kept weight outweighs every removed one of its group.
+                let smallest_kept = kept
+                    .iter()
+                    .map(|&k| w[k].abs())
+                    .fold(f32::INFINITY, f32::min);
+                for &k in group.iter().filter(|&&k| !layer.keep[k]) {
+                    assert!(
+                        w[k].abs() <= smallest_kept,
+                        "{}: a removed weight outweighs a kept one",
+                        layer.name
+                    );
+                }
+                expected_kept += group.len().min(2);
+            }
+            assert_eq!(layer.remaining(), expected_kept, "{}", layer.name);
+        }
+        // Half of every layer whose unit inputs divide by 4 (all of LeNet-300-100's).
+        if kind == ModelKind::Lenet300 {
+            assert_eq!(mask.remaining() * 2, mask.total());
+        }
+        // The random control differs from the magnitude mask, with the same pattern.
+        assert_ne!(random, mask);
+        // A second round changes nothing: the pattern is reached at once.
+        assert_eq!(n_of_m(&mask, &magnitudes(&f.weights), 2, 4), mask);
+    }
+    let mut config = PruneConfig::default();
+    config.granularity = lab_core::structured::Granularity::NOfM { n: 4, m: 4 };
+    assert!(config.validate().is_err());
+    assert_eq!(
+        lab_core::structured::Granularity::parse("2:4"),
+        Some(lab_core::structured::Granularity::NOfM { n: 2, m: 4 })
+    );
 }

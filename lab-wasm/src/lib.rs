@@ -578,28 +578,9 @@ impl Lab {
     /// Class probabilities for a 28×28 image (row-major intensities in [0, 1], white on
     /// black) from the latest trained ticket.
     pub fn classify(&self, pixels: Vec<f32>) -> Result<Promise, JsValue> {
-        if pixels.len() != 784 {
-            return Err(js_error(format!(
-                "expected 784 pixels, got {}",
-                pixels.len()
-            )));
-        }
-        let trained = self
-            .trained
-            .borrow()
-            .clone()
-            .ok_or_else(|| js_error("no trained network yet: run an experiment first"))?;
-        let backend = self.backend_in_use()?;
+        let (trained, backend, input) = self.pad_request(&pixels)?;
         let model_kind = trained.model;
-        // The network was trained on the loaded data set's standardisation.
-        let stats = self
-            .data
-            .borrow()
-            .as_ref()
-            .map(|data| data.train.pixels)
-            .unwrap_or_default();
         Ok(future_to_promise(async move {
-            let input: Vec<f32> = pixels.iter().map(|&p| stats.standardise(p)).collect();
             let input = Tensor::<2>::from_data(TensorData::new(input, [1, 784]), &backend.device);
             let probabilities = forward(model_kind, &trained, input, &backend.device);
             let values = probabilities
@@ -620,26 +601,8 @@ impl Lab {
     /// `sparse_us` is null for a network that is not sequential (the ViT).
     #[wasm_bindgen(js_name = classifyTimed)]
     pub fn classify_timed(&self, pixels: Vec<f32>) -> Result<Promise, JsValue> {
-        if pixels.len() != 784 {
-            return Err(js_error(format!(
-                "expected 784 pixels, got {}",
-                pixels.len()
-            )));
-        }
-        let trained = self
-            .trained
-            .borrow()
-            .clone()
-            .ok_or_else(|| js_error("no trained network yet: run an experiment first"))?;
-        let backend = self.backend_in_use()?;
-        let stats = self
-            .data
-            .borrow()
-            .as_ref()
-            .map(|data| data.train.pixels)
-            .unwrap_or_default();
+        let (trained, backend, input) = self.pad_request(&pixels)?;
         Ok(future_to_promise(async move {
-            let input: Vec<f32> = pixels.iter().map(|&p| stats.standardise(p)).collect();
             let model: Net = load_weights(
                 init_model(trained.model, 0, &backend.device),
                 &trained.weights,
@@ -730,7 +693,7 @@ impl Lab {
                 .await
                 .map_err(js_error)?;
                 for batch in lab_core::bench::INFERENCE_BATCHES {
-                    let density = lab_core::bench::break_even_density(&table, batch);
+                    let density = lab_core::bench::break_even_density(&table, model.name(), batch);
                     break_even
                         .push(json!({ "model": model.name(), "batch": batch, "density": density }));
                 }
@@ -775,6 +738,35 @@ impl Lab {
 }
 
 impl Lab {
+    /// What classifying a drawn digit needs: 784 pixels, a trained network, a backend; the
+    /// pixels standardised as the network's data set was.
+    fn pad_request(&self, pixels: &[f32]) -> Result<(Trained, Rc<Backend>, Vec<f32>), JsValue> {
+        if pixels.len() != 784 {
+            return Err(js_error(format!(
+                "expected 784 pixels, got {}",
+                pixels.len()
+            )));
+        }
+        let trained = self
+            .trained
+            .borrow()
+            .clone()
+            .ok_or_else(|| js_error("no trained network yet: run an experiment first"))?;
+        let backend = self.backend_in_use()?;
+        // The network was trained on the loaded data set's standardisation.
+        let stats = self
+            .data
+            .borrow()
+            .as_ref()
+            .map(|data| data.train.pixels)
+            .unwrap_or_default();
+        Ok((
+            trained,
+            backend,
+            pixels.iter().map(|&p| stats.standardise(p)).collect(),
+        ))
+    }
+
     fn backend_in_use(&self) -> Result<Rc<Backend>, JsValue> {
         let backend = self.backend.borrow().clone();
         backend.ok_or_else(|| js_error("call initBackend first"))

@@ -952,3 +952,48 @@ fn structured_imp_exports_three_formats_that_classify_alike() {
     assert!(String::from_utf8_lossy(&infer.stderr).contains("bad.safetensors"));
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn bench_prints_the_inference_table_and_writes_it_as_json() {
+    let out = scratch("bench-inference");
+    std::fs::create_dir_all(&out).unwrap();
+    let json = out.join("inference.json");
+    let run = Command::new(lth())
+        .args([
+            "bench",
+            "--inference-only",
+            "--inference",
+            "lenet300",
+            "--inference-budget",
+            "0.002",
+            "--backend",
+            "ndarray",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(text.matches("lenet300: CSR").count(), 3, "{text}");
+    let rows: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let rows = rows.as_array().unwrap();
+    // 7 densities × 3 batches, each with three positive times.
+    assert_eq!(rows.len(), 21);
+    for r in rows {
+        for key in ["dense_us", "csr_us", "compact_us"] {
+            assert!(r[key].as_f64().unwrap() > 0.0, "{r}");
+        }
+        // The structured mask comes within a few units of the target density.
+        let (d, c) = (
+            r["density"].as_f64().unwrap(),
+            r["compact_density"].as_f64().unwrap(),
+        );
+        assert!((c - d).abs() <= 0.01 + 0.1 * d, "{d} vs {c}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}

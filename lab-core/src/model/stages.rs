@@ -39,7 +39,94 @@ pub enum Stage {
     },
 }
 
+/// The most values a stage may hold per example (weights or activations): far above the
+/// lab's networks, far below what would exhaust memory when a file lies.
+pub const MAX_STAGE_VALUES: usize = 1 << 26;
+
 impl Stage {
+    /// Checks sizes a file could get wrong before any arithmetic on them: positive, bounded,
+    /// and a kernel that fits its padded input.
+    pub fn validate(&self) -> Result<(), String> {
+        let bounded = |what: &str, dims: &[usize]| -> Result<(), String> {
+            let product = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+            match product {
+                Some(p) if p > 0 && p <= MAX_STAGE_VALUES => Ok(()),
+                _ => Err(format!("{what} {dims:?} is empty or too large")),
+            }
+        };
+        match self {
+            Stage::Linear {
+                inputs, outputs, ..
+            } => bounded("linear layer", &[*inputs, *outputs]),
+            Stage::Conv {
+                in_channels,
+                out_channels,
+                kernel,
+                padding,
+                input_side,
+                ..
+            } => {
+                bounded(
+                    "convolution",
+                    &[*out_channels, *in_channels, kernel[0], kernel[1]],
+                )?;
+                bounded(
+                    "convolution input",
+                    &[*in_channels, input_side[0], input_side[1]],
+                )?;
+                for axis in 0..2 {
+                    if padding[axis] >= kernel[axis]
+                        || kernel[axis] > input_side[axis] + 2 * padding[axis]
+                    {
+                        return Err(format!(
+                            "convolution kernel {kernel:?} with padding {padding:?} does not fit a {input_side:?} input"
+                        ));
+                    }
+                }
+                bounded(
+                    "convolution output",
+                    &[*out_channels, self.output_side()[0], self.output_side()[1]],
+                )
+            }
+            Stage::MaxPool2 {
+                channels,
+                input_side,
+            } => {
+                bounded("max-pool input", &[*channels, input_side[0], input_side[1]])?;
+                bounded(
+                    "max-pool output",
+                    &[*channels, input_side[0] / 2, input_side[1] / 2],
+                )
+            }
+        }
+    }
+
+    /// What the stage reads per example: `(channels, [height, width])`, a linear layer's
+    /// inputs as `(inputs, [1, 1])`.
+    pub fn input_shape(&self) -> (usize, [usize; 2]) {
+        match self {
+            Stage::Linear { inputs, .. } => (*inputs, [1, 1]),
+            Stage::Conv {
+                in_channels,
+                input_side,
+                ..
+            } => (*in_channels, *input_side),
+            Stage::MaxPool2 {
+                channels,
+                input_side,
+            } => (*channels, *input_side),
+        }
+    }
+
+    /// What the stage produces per example, as [`Self::input_shape`].
+    pub fn output_shape(&self) -> (usize, [usize; 2]) {
+        match self {
+            Stage::Linear { outputs, .. } => (*outputs, [1, 1]),
+            Stage::Conv { out_channels, .. } => (*out_channels, self.output_side()),
+            Stage::MaxPool2 { channels, .. } => (*channels, self.output_side()),
+        }
+    }
+
     /// The weight's parameter path, for stages that have one.
     pub fn weight(&self) -> Option<&str> {
         match self {
