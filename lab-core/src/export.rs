@@ -130,6 +130,8 @@ pub fn export(
 }
 
 /// A loaded inference file.
+// One per command, never in a collection: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Loaded {
     /// The full network (dense or compact) on a burn device.

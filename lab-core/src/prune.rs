@@ -315,6 +315,9 @@ pub fn magnitude_round(
     }
 }
 
+/// Where input `i` of line `l` (a unit, or a (unit, tap) pair) sits in a flat weight.
+type InputIndex = Box<dyn Fn(usize, usize) -> usize>;
+
 /// N:M sparsity along the reduction dimension, the layout sparse tensor cores run (NVIDIA
 /// ASP's): in every group of `m` consecutive inputs of a unit, keep the `n` highest-scoring
 /// survivors, ties by position. A linear weight (burn's `[inputs, outputs]`) groups down a
@@ -327,19 +330,18 @@ pub fn n_of_m(mask: &Mask, scores: &Weights, n: usize, m: usize) -> Mask {
         let values = values_of(scores, layer).to_vec();
         // (lines of inputs: units, or (unit, tap) pairs; inputs per line; index of input i
         // of line `line`)
-        let (lines, inputs, index): (usize, usize, Box<dyn Fn(usize, usize) -> usize>) =
-            match layer.shape[..] {
-                [inputs, outputs] => (outputs, inputs, Box::new(move |line, i| i * outputs + line)),
-                [outputs, inputs, ref kernel @ ..] => {
-                    let taps: usize = kernel.iter().product();
-                    let at = move |line: usize, c: usize| {
-                        let (o, t) = (line / taps, line % taps);
-                        (o * inputs + c) * taps + t
-                    };
-                    (outputs * taps, inputs, Box::new(at))
-                }
-                _ => continue,
-            };
+        let (lines, inputs, index): (usize, usize, InputIndex) = match layer.shape[..] {
+            [inputs, outputs] => (outputs, inputs, Box::new(move |line, i| i * outputs + line)),
+            [outputs, inputs, ref kernel @ ..] => {
+                let taps: usize = kernel.iter().product();
+                let at = move |line: usize, c: usize| {
+                    let (o, t) = (line / taps, line % taps);
+                    (o * inputs + c) * taps + t
+                };
+                (outputs * taps, inputs, Box::new(at))
+            }
+            _ => continue,
+        };
         if inputs < m {
             continue;
         }

@@ -622,8 +622,10 @@ fn n_of_m_masks_keep_the_largest_n_of_every_m_consecutive_inputs() {
         // A second round changes nothing: the pattern is reached at once.
         assert_eq!(n_of_m(&mask, &magnitudes(&f.weights), 2, 4), mask);
     }
-    let mut config = PruneConfig::default();
-    config.granularity = lab_core::structured::Granularity::NOfM { n: 4, m: 4 };
+    let config = PruneConfig {
+        granularity: lab_core::structured::Granularity::NOfM { n: 4, m: 4 },
+        ..PruneConfig::default()
+    };
     assert!(config.validate().is_err());
     assert_eq!(
         lab_core::structured::Granularity::parse("2:4"),
