@@ -1,6 +1,7 @@
 //! End-to-end: the `lth` binary on real MNIST, as a user runs it (`cargo test -p lab-cli
 //! --test cli` builds the binary it runs).
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,6 +37,17 @@ fn imp(out: &Path, rounds: &str, extra: &[&str]) -> Command {
         .args(QUICK)
         .args(extra);
     cmd
+}
+
+/// Runs `lth` with `args`; fails the test with its stderr unless it succeeds.
+fn lth_ok<'a>(args: impl IntoIterator<Item = &'a OsStr>) -> std::process::Output {
+    let output = Command::new(lth()).args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "lth failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
 }
 
 fn report(out: &Path) -> Value {
@@ -901,34 +913,24 @@ fn structured_imp_exports_three_formats_that_classify_alike() {
     );
 
     let stem = out.join("ticket");
-    let export = Command::new(lth())
-        .arg("export")
-        .arg(&out)
-        .arg("--out")
-        .arg(&stem)
-        .output()
-        .unwrap();
-    assert!(
-        export.status.success(),
-        "{}",
-        String::from_utf8_lossy(&export.stderr)
-    );
+    lth_ok([
+        OsStr::new("export"),
+        out.as_os_str(),
+        OsStr::new("--out"),
+        stem.as_os_str(),
+    ]);
     let mut sizes = Vec::new();
     let mut correct = Vec::new();
     for format in ["dense", "compact", "csr"] {
         let file = PathBuf::from(format!("{}.{format}.safetensors", stem.display()));
         sizes.push(std::fs::metadata(&file).unwrap().len());
-        let infer = Command::new(lth())
-            .arg("infer")
-            .arg(&file)
-            .args(["--json", "--backend", "ndarray"])
-            .output()
-            .unwrap();
-        assert!(
-            infer.status.success(),
-            "{format}: {}",
-            String::from_utf8_lossy(&infer.stderr)
-        );
+        let infer = lth_ok([
+            OsStr::new("infer"),
+            file.as_os_str(),
+            OsStr::new("--json"),
+            OsStr::new("--backend"),
+            OsStr::new("ndarray"),
+        ]);
         let report: Value = serde_json::from_slice(&infer.stdout).unwrap();
         assert_eq!(report["format"], format);
         assert_eq!(report["examples"], 10_000);
@@ -958,25 +960,23 @@ fn bench_prints_the_inference_table_and_writes_it_as_json() {
     let out = scratch("bench-inference");
     std::fs::create_dir_all(&out).unwrap();
     let json = out.join("inference.json");
-    let run = Command::new(lth())
-        .args([
+    let run = lth_ok(
+        [
             "bench",
             "--inference-only",
             "--inference",
             "lenet300",
             "--inference-budget",
             "0.002",
-            "--backend",
-            "ndarray",
-            "--json",
-        ])
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+        ]
+        .map(OsStr::new)
+        .into_iter()
+        .chain([
+            OsStr::new("--backend"),
+            OsStr::new("ndarray"),
+            OsStr::new("--json"),
+            json.as_os_str(),
+        ]),
     );
     let text = String::from_utf8_lossy(&run.stdout);
     assert_eq!(text.matches("lenet300: CSR").count(), 3, "{text}");
