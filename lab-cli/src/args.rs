@@ -8,15 +8,16 @@
 use anyhow::Result;
 use clap::ValueEnum;
 use clap::builder::PossibleValue;
-use lab_core::backend::BackendKind;
+use lab_core::base::backend::BackendKind;
+use lab_core::base::data::DatasetKind;
+use lab_core::base::model::ModelKind;
 use lab_core::burn::tensor::Device;
-use lab_core::data::DatasetKind;
-use lab_core::dst::policy::{DropSchedule, GrowInit};
-use lab_core::dst::{Distribution, Method};
-use lab_core::imp::{Control, Rewind};
-use lab_core::model::ModelKind;
-use lab_core::pai::Score;
-use lab_core::train::{OptimizerKind, TrainConfig};
+use lab_core::methods::dst::policy::{DropSchedule, GrowInit};
+use lab_core::methods::dst::{Distribution, Method};
+use lab_core::methods::imp::{Control, Rewind};
+use lab_core::methods::pai::Score;
+use lab_core::training::optim::OptimizerKind;
+use lab_core::training::train::TrainConfig;
 
 /// `$arg` wraps `$kind` as a clap value enum: the values are `$kind::ALL`, each named by
 /// `$name`, and `$variant => $alias` adds a hidden alias.

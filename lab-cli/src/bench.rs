@@ -4,12 +4,12 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use lab_core::backend::BackendKind;
-use lab_core::bench::{INFERENCE_BATCHES, INFERENCE_DENSITIES, break_even_density};
-use lab_core::data::DatasetKind;
-use lab_core::data::Mnist;
-use lab_core::dst::Method;
-use lab_core::model::ModelKind;
+use lab_core::base::backend::BackendKind;
+use lab_core::base::data::DatasetKind;
+use lab_core::base::data::Mnist;
+use lab_core::base::model::ModelKind;
+use lab_core::methods::dst::Method;
+use lab_core::report::bench::{INFERENCE_BATCHES, INFERENCE_DENSITIES, break_even_density};
 
 use crate::args::BackendArg;
 use crate::data::load_data;
@@ -94,7 +94,7 @@ fn inference(
     );
     let mut all = Vec::new();
     for &kind in models {
-        let rows = lab_core::block_on(lab_core::bench::inference_table(
+        let rows = lab_core::block_on(lab_core::report::bench::inference_table(
             kind,
             &device,
             &images,
@@ -146,7 +146,7 @@ fn training(args: &BenchArgs, data: &Mnist, backends: &[BackendKind]) -> Result<
     for &backend in backends {
         match backend.device() {
             Ok(device) => {
-                let b = lab_core::bench::training_throughput(data, &device, args.steps)?;
+                let b = lab_core::report::bench::training_throughput(data, &device, args.steps)?;
                 println!(
                     "{:<10} {:>12.3} {:>14.0} {:>14.1}",
                     backend.name(),
@@ -173,7 +173,13 @@ fn training(args: &BenchArgs, data: &Mnist, backends: &[BackendKind]) -> Result<
         );
         let mut static_ms = None;
         for method in Method::ALL {
-            let t = lab_core::bench::dst_throughput(data, &device, method, 0.1, args.dst_steps)?;
+            let t = lab_core::report::bench::dst_throughput(
+                data,
+                &device,
+                method,
+                0.1,
+                args.dst_steps,
+            )?;
             let baseline = *static_ms.get_or_insert(t.ms_per_step);
             println!(
                 "{:<8} {:>10.3} {:>9} {:>16.3}",

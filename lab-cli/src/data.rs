@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use lab_core::data::native::{DataSource, load};
-use lab_core::data::{DatasetKind, Mnist};
+use lab_core::base::data::native::{DataSource, load};
+use lab_core::base::data::{DatasetKind, Mnist};
 
 /// Loads `kind` from `dir` or the usual places (LTH_DATA, data/, ../shared/, the cache),
 /// downloading it into the cache if allowed and no local copy is found; checksums verified.

@@ -6,22 +6,20 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lab_core::data::TRAIN_SIZE;
-use lab_core::dst::{Comparison, DstConfig, DstExperiment, DstResult, mask_digest};
-use lab_core::mask::Mask;
-use lab_core::model::Net;
-use lab_core::prune::LayerRate;
-use lab_core::store::DirStore;
-use lab_core::ticket::Ticket;
-use lab_core::train::{Prepared, TrainConfig};
+use lab_core::base::data::TRAIN_SIZE;
+use lab_core::base::mask::Mask;
+use lab_core::base::ticket::Ticket;
+use lab_core::methods::dst::{
+    Comparison, DstConfig, DstExperiment, DstResult, DstRun, mask_digest,
+};
+use lab_core::pruning::prune::LayerRate;
+use lab_core::training::train::TrainConfig;
 
 use crate::args::{
-    BackendArg, DatasetArg, DistributionArg, DropScheduleArg, GrowInitArg, MethodArg, ModelArg,
-    OptimizerArg,
+    DatasetArg, DistributionArg, DropScheduleArg, GrowInitArg, MethodArg, ModelArg, OptimizerArg,
 };
-use crate::data::load_data;
 use crate::output::{write_chart, write_file, write_json};
-use crate::progress::Progress;
+use crate::runner::{RunArgs, Runner};
 
 #[derive(Args)]
 pub struct DstArgs {
@@ -86,16 +84,9 @@ pub struct DstArgs {
     weight_decay: f64,
     #[arg(long, default_value_t = TrainConfig::new().eval_every)]
     eval_every: usize,
-    /// flex (CPU, default), ndarray (CPU) or wgpu (GPU).
-    #[arg(long, default_value = "flex")]
-    backend: BackendArg,
     /// Seeds (θ0, initial mask, SET's growth, data order), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "0")]
     seed: Vec<u64>,
-    #[arg(long)]
-    data: Option<PathBuf>,
-    #[arg(long)]
-    download: bool,
     #[arg(long)]
     train_subset: Option<usize>,
     #[arg(long)]
@@ -110,8 +101,8 @@ pub struct DstArgs {
     /// Output: report.json, table.md, charts (accuracy, cost, rs, curves), records/.
     #[arg(long, default_value = "runs/dst")]
     out: PathBuf,
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 /// The mask of `--mask-from`, if given.
@@ -200,35 +191,27 @@ pub fn run_names(args: &DstArgs) -> Result<Vec<String>> {
 
 pub fn run(args: &DstArgs) -> Result<()> {
     let given = given_mask(args)?;
-    let data = load_data(args.dataset.0, args.data.clone(), args.download, args.quiet)?;
-    let data = data.limited(args.train_subset, args.eval_subset);
+    let mut runner = Runner::new(&args.run, &args.out)?;
     // What an epoch is: the training set after the validation hold-out and --train-subset.
-    let experiments = experiments(args, given.as_ref(), data.train.len())?;
-    let backend = args.backend.0;
-    let device = args.backend.device()?;
-    let prepared = Prepared::new(&data, &device);
-    let mut store = DirStore::new(args.out.join("records"));
-    let mut progress = Progress::new(args.quiet);
+    let examples = runner.dataset(args.dataset.0)?.train.len();
+    let examples = args.train_subset.map_or(examples, |n| n.min(examples));
+    let experiments = experiments(args, given.as_ref(), examples)?;
     let started = Instant::now();
     let mut results: Vec<DstResult> = Vec::new();
-    for experiment in &experiments {
-        progress.set_prefix(format!(
+    for experiment in experiments {
+        runner.progress.set_prefix(format!(
             "{} ΔT={} b={} seed {}",
             experiment.label(),
             experiment.sparse.update_every,
             experiment.train.batch_size,
             experiment.seed
         ));
-        let result = lab_core::block_on(lab_core::dst::run_dst::<Net>(
+        let run = DstRun {
             experiment,
-            given.as_ref(),
-            &prepared,
-            &device,
-            backend.name(),
-            &mut store,
-            &mut progress,
-        ))?;
-        progress.line(format!(
+            given_mask: given.clone(),
+        };
+        let result = runner.run(&run, |_| Ok(()))?;
+        runner.progress.line(format!(
             "{:>6} {:>6.2}% ΔT={:<5} b={:<4} Rs {:>6.2}%  test acc {:.2}% (early stop {})  FLOPs {:.3}× dense",
             result.method,
             100.0 * result.training.weights_remaining,
@@ -243,16 +226,16 @@ pub fn run(args: &DstArgs) -> Result<()> {
         // Keep what is finished even if a later run fails.
         write_json(&args.out.join("report.json"), &results)?;
     }
-    progress.finish();
+    runner.progress.finish();
     let mut comparisons = Vec::new();
     for path in &args.compare {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        if let Ok(report) = serde_json::from_str::<lab_core::record::ImpReport>(&text) {
+        if let Ok(report) = serde_json::from_str::<lab_core::methods::imp::ImpReport>(&text) {
             comparisons.push(Comparison::from_imp(&report));
         } else {
-            let results: Vec<lab_core::pai::PaiResult> =
-                serde_json::from_str(&text).with_context(|| {
+            let results: Vec<lab_core::methods::pai::PaiResult> = serde_json::from_str(&text)
+                .with_context(|| {
                     format!(
                         "{} is neither an `lth imp` nor an `lth pai` report",
                         path.display()
@@ -278,28 +261,37 @@ pub fn write_outputs(
     comparisons: &[Comparison],
 ) -> Result<String> {
     write_json(&out.join("report.json"), &results)?;
-    let table = lab_core::dst::table(results);
+    let table = lab_core::methods::dst::table(results);
     write_file(&out.join("table.md"), &table)?;
     write_chart(
         out,
         "accuracy",
-        &lab_core::dst::accuracy_chart(results, comparisons),
+        &lab_core::methods::dst::accuracy_chart(results, comparisons),
     )?;
     write_chart(
         out,
         "cost",
-        &lab_core::dst::cost_chart(results, comparisons),
+        &lab_core::methods::dst::cost_chart(results, comparisons),
     )?;
-    write_chart(out, "rs", &lab_core::dst::explored_chart(results))?;
+    write_chart(out, "rs", &lab_core::methods::dst::explored_chart(results))?;
     write_chart(
         out,
         "accuracy_vs_rs",
-        &lab_core::dst::accuracy_vs_explored_chart(results),
+        &lab_core::methods::dst::accuracy_vs_explored_chart(results),
     )?;
     let curves: Vec<_> = results
         .iter()
-        .map(|r| (lab_core::dst::dst_label(r), r.training.curve.clone()))
+        .map(|r| {
+            (
+                lab_core::methods::dst::dst_label(r),
+                r.training.curve.clone(),
+            )
+        })
         .collect();
-    write_chart(out, "curves", &lab_core::plot::training_curves(&curves))?;
+    write_chart(
+        out,
+        "curves",
+        &lab_core::report::charts::training_curves(&curves),
+    )?;
     Ok(table)
 }

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use lab_core::data::DatasetKind;
-use lab_core::export::{ExportFormat, Loaded, export, infer, load};
-use lab_core::ticket::Ticket;
+use lab_core::base::data::DatasetKind;
+use lab_core::base::ticket::Ticket;
+use lab_core::deploy::export::{ExportFormat, Loaded, export, infer, load};
 
 use crate::args::BackendArg;
 use crate::data::load_data;
@@ -103,7 +103,7 @@ pub fn run_export(args: &ExportArgs) -> Result<()> {
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let ticket =
         Ticket::from_safetensors(&bytes).with_context(|| format!("reading {}", path.display()))?;
-    let device = lab_core::backend::BackendKind::Ndarray.device()?;
+    let device = lab_core::base::backend::BackendKind::Ndarray.device()?;
     println!(
         "{} round {} ({}, seed {}): {:.2}% of weights",
         ticket.provenance.model,

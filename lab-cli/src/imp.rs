@@ -6,22 +6,23 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use lab_core::backend::BackendKind;
-use lab_core::data::{DatasetKind, Mnist};
-use lab_core::imp::{Control, ImpConfig, Rewind};
-use lab_core::model::{ModelKind, Net};
-use lab_core::prune::{LayerRate, PruneConfig, PruneScope};
-use lab_core::record::{ImpReport, RoundResult};
-use lab_core::reproduce::{densities, rounds_for_levels};
-use lab_core::store::DirStore;
-use lab_core::structured::Granularity;
-use lab_core::ticket::Ticket;
-use lab_core::train::{Prepared, TrainConfig};
+use lab_core::base::backend::BackendKind;
+use lab_core::base::data::{DatasetKind, Mnist};
+use lab_core::base::model::{ModelKind, Net};
+use lab_core::base::ticket::Ticket;
+use lab_core::methods::imp::ImpReport;
+use lab_core::methods::imp::{ImpConfig, ImpExperiment, Rewind};
+use lab_core::pruning::granularity::Granularity;
+use lab_core::pruning::prune::{LayerRate, PruneConfig, PruneScope};
+use lab_core::report::reproduce::{densities, rounds_for_levels};
+use lab_core::training::result::RoundResult;
+use lab_core::training::train::{Prepared, TrainConfig};
 
 use crate::args::{BackendArg, ControlArg, DatasetArg, ModelArg, OptimizerArg, parse_rewind};
 use crate::data::load_data;
 use crate::output::write_report;
 use crate::progress::Progress;
+use crate::runner::{RunArgs, Runner};
 
 /// A flag given twice takes its last value (scripts/imp.sh passes defaults, users override).
 #[derive(Args, Clone)]
@@ -49,21 +50,12 @@ pub struct ImpArgs {
     /// comma-separated (the paper's: 100,51.3,21.1,13.5,3.6,1.9); default: every round.
     #[arg(long, value_delimiter = ',')]
     control_at: Vec<f64>,
-    /// flex (CPU, default), ndarray (CPU) or wgpu (GPU).
-    #[arg(long, default_value = "flex")]
-    backend: BackendArg,
     /// Replicate seed: θ0 and (unless --data-seed) the data order.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Seed of the training data order (default: --seed); the same in every round.
     #[arg(long)]
     data_seed: Option<u64>,
-    /// Directory with the four IDX files (.gz or raw). Default: LTH_DATA, data/, ../shared/, cache.
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Download the data set into the cache if no local copy is found.
-    #[arg(long)]
-    download: bool,
     /// Output directory: report.json, charts, and records/ of finished rounds.
     #[arg(long, default_value = "runs/latest")]
     out: PathBuf,
@@ -113,9 +105,8 @@ pub struct ImpArgs {
     /// Evaluate on the first N validation and test examples only.
     #[arg(long)]
     eval_subset: Option<usize>,
-    /// Print nothing but errors and the final summary.
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// (train) Retrain a saved ticket (a round's ticket.safetensors) instead of a dense net.
     #[arg(long)]
     ticket: Option<PathBuf>,
@@ -130,9 +121,7 @@ pub fn run(args: &ImpArgs, rounds: usize) -> Result<()> {
         return retrain_ticket(args, path);
     }
     let config = imp_config(args, rounds)?;
-    let controls: Vec<Control> = args.control.iter().map(|c| c.0).collect();
-    let data = load_data(config.dataset, args.data.clone(), args.download, args.quiet)?;
-    let report = run_experiment(&config, &controls, &data, args.backend, args)?;
+    let report = run_experiment(config, args)?;
     println!(
         "{:>6} {:>10} {:>10} {:>10} {:>10}",
         "round", "remaining", "early-stop", "test acc", "final acc"
@@ -197,47 +186,29 @@ fn imp_config(args: &ImpArgs, rounds: usize) -> Result<ImpConfig> {
     Ok(config)
 }
 
-/// Runs (or resumes) the experiment, rewriting OUT's report after every finished round.
-fn run_experiment(
-    config: &ImpConfig,
-    controls: &[Control],
-    data: &Mnist,
-    backend: BackendArg,
-    args: &ImpArgs,
-) -> Result<ImpReport> {
-    let device = backend.device()?;
+/// Runs (or resumes) the experiment, rewriting OUT's report after every finished branch.
+fn run_experiment(config: ImpConfig, args: &ImpArgs) -> Result<ImpReport> {
+    let mut runner = Runner::new(&args.run, &args.out)?;
     let control_rounds = (!args.control_at.is_empty())
-        .then(|| rounds_for_levels(&densities::<Net>(config, &device), &args.control_at));
-    let backend = backend.0;
-    let mut store = DirStore::new(args.out.join("records"));
-    let mut progress = Progress::new(args.quiet);
-    progress.line(format!(
-        "run {} ({} on {}), records in {}",
-        config.run_name(),
+        .then(|| rounds_for_levels(&densities::<Net>(&config, &runner.device), &args.control_at));
+    let run = config.run_name();
+    runner.progress.line(format!(
+        "run {run} ({} on {}), records in {}",
         config.model.name(),
-        backend.name(),
-        store.path(&config.run_name()).display()
+        args.run.backend.0.name(),
+        runner.store.path(&run).display()
     ));
-    let started = Instant::now();
-    // Keep what is finished even if a later branch fails.
-    let mut saved = Ok(());
-    let report = lab_core::block_on(lab_core::imp::run_experiment(
+    let experiment = ImpExperiment {
         config,
-        controls,
-        control_rounds.as_deref(),
-        data,
-        &device,
-        backend.name(),
-        &mut store,
-        &mut progress,
-        &mut |report| {
-            if saved.is_ok() {
-                saved = write_report(&args.out, report);
-            }
-        },
-    ))?;
-    saved?;
-    progress.finish();
+        controls: args.control.iter().map(|c| c.0).collect(),
+        control_rounds,
+    };
+    let started = Instant::now();
+    let out = args.out.clone();
+    let report = runner.run(&experiment, move |part| {
+        write_report(&out, &serde_json::from_value(part.clone())?)
+    })?;
+    runner.progress.finish();
     eprintln!(
         "done in {:.1}s: {} (report.json, accuracy/early_stop/curves .svg/.png)",
         started.elapsed().as_secs_f64(),
@@ -267,11 +238,12 @@ fn retrain_ticket(args: &ImpArgs, path: &std::path::Path) -> Result<()> {
             config.dataset.name()
         );
     }
-    let data = load_data(dataset, args.data.clone(), args.download, args.quiet)?;
+    let run = &args.run;
+    let data = load_data(dataset, run.data.clone(), run.download, run.quiet)?;
     let data = data.limited(config.train_subset, config.eval_subset);
     // The ticket's replicate seed orders the data, as in the run that found it.
     let train = config.train.for_replicate(ticket.provenance.seed);
-    train_ticket(&ticket, kind, &train, &data, args.backend, args)
+    train_ticket(&ticket, kind, &train, &data, run.backend, args)
 }
 
 fn train_ticket(
@@ -286,10 +258,10 @@ fn train_ticket(
     let backend: BackendKind = backend.0;
     let (model, mask) = ticket.instantiate::<Net>(kind, &device)?;
     let prepared = Prepared::new(data, &device);
-    let mut progress = Progress::new(args.quiet);
+    let mut progress = Progress::new(args.run.quiet);
     let started = Instant::now();
     // A θk ticket resumes the schedule at iteration k, as its IMP round did.
-    let outcome = lab_core::block_on(lab_core::train::train_from(
+    let outcome = lab_core::block_on(lab_core::training::train::train_from(
         model,
         Some(&mask),
         &prepared,

@@ -12,6 +12,7 @@ mod output;
 mod pai;
 mod progress;
 mod reproduce;
+mod runner;
 mod sweep;
 
 use anyhow::Result;

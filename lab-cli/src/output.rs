@@ -4,8 +4,10 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use lab_core::plot::{self, Chart};
-use lab_core::record::ImpReport;
+use lab_core::base::chart;
+use lab_core::base::chart::Chart;
+use lab_core::methods::imp::ImpReport;
+use lab_core::report::charts;
 
 /// Writes a file atomically (a temporary file synced and renamed into place), creating its
 /// directory.
@@ -14,7 +16,7 @@ pub fn write_file(path: &Path, contents: impl AsRef<[u8]>) -> Result<()> {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
-    lab_core::store::write_atomically(path, contents.as_ref())
+    lab_core::base::store::write_atomically(path, contents.as_ref())
         .with_context(|| format!("writing {}", path.display()))
 }
 
@@ -25,11 +27,11 @@ pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
 
 /// Writes `OUT/NAME.svg` and, where the PNG renderer works, `OUT/NAME.png`.
 pub fn write_chart(out: &Path, name: &str, chart: &Chart) -> Result<()> {
-    write_file(&out.join(format!("{name}.svg")), plot::to_svg(chart))?;
+    write_file(&out.join(format!("{name}.svg")), chart::to_svg(chart))?;
     // The PNG encoder writes to a path and picks its format from the extension: render
     // beside, then rename into place (atomic as well).
     let temporary = out.join(format!("{name}.partial.png"));
-    match plot::save_png(chart, &temporary) {
+    match chart::save_png(chart, &temporary) {
         Ok(()) => {
             let png = out.join(format!("{name}.png"));
             std::fs::rename(&temporary, &png)
@@ -44,8 +46,8 @@ pub fn write_chart(out: &Path, name: &str, chart: &Chart) -> Result<()> {
 pub fn write_report(out: &Path, report: &ImpReport) -> Result<()> {
     write_json(&out.join("report.json"), report)?;
     let groups = report.groups();
-    write_chart(out, "accuracy", &plot::accuracy_vs_remaining(&groups))?;
-    write_chart(out, "early_stop", &plot::early_stop_vs_remaining(&groups))?;
-    write_chart(out, "curves", &plot::training_curves(&report.curves()))?;
+    write_chart(out, "accuracy", &charts::accuracy_vs_remaining(&groups))?;
+    write_chart(out, "early_stop", &charts::early_stop_vs_remaining(&groups))?;
+    write_chart(out, "curves", &charts::training_curves(&report.curves()))?;
     Ok(())
 }

@@ -5,17 +5,14 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use lab_core::data::DatasetKind;
-use lab_core::model::Net;
-use lab_core::pai::{PaiConfig, PaiExperiment, Score};
-use lab_core::prune::PruneScope;
-use lab_core::store::DirStore;
-use lab_core::train::{Prepared, TrainConfig};
+use lab_core::base::data::DatasetKind;
+use lab_core::methods::pai::{PaiConfig, PaiExperiment, Score};
+use lab_core::pruning::prune::PruneScope;
+use lab_core::training::train::TrainConfig;
 
-use crate::args::{BackendArg, ModelArg, ScoreArg};
-use crate::data::load_data;
+use crate::args::{ModelArg, ScoreArg};
 use crate::output::{write_chart, write_file, write_json};
-use crate::progress::Progress;
+use crate::runner::{RunArgs, Runner};
 
 #[derive(Args)]
 pub struct PaiArgs {
@@ -42,11 +39,8 @@ pub struct PaiArgs {
     #[arg(long, default_value_t = PaiConfig::new(Score::Snip, 0.0).samples_per_class)]
     samples_per_class: usize,
     /// GraSP's temperature: logits are divided by T when scoring (the reference code: 200).
-    #[arg(long, default_value_t = lab_core::pai::GRASP_TEMPERATURE)]
+    #[arg(long, default_value_t = lab_core::methods::pai::GRASP_TEMPERATURE)]
     temperature: f64,
-    /// flex (CPU, default), ndarray (CPU) or wgpu (GPU).
-    #[arg(long, default_value = "flex")]
-    backend: BackendArg,
     /// Seed of θ0, of the scores' data sample and (unless --data-seed) of the data order.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -54,18 +48,14 @@ pub struct PaiArgs {
     #[arg(long)]
     data_seed: Option<u64>,
     #[arg(long)]
-    data: Option<PathBuf>,
-    #[arg(long)]
-    download: bool,
-    #[arg(long)]
     train_subset: Option<usize>,
     #[arg(long)]
     eval_subset: Option<usize>,
     /// Output: report.json, table.md, accuracy chart, records/.
     #[arg(long, default_value = "runs/pai")]
     out: PathBuf,
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 /// `--compression`: `C`, `C1,C2,…`, or `FROM:TO:STEP` (both ends included).
@@ -138,35 +128,17 @@ pub fn run_names(args: &PaiArgs) -> Result<Vec<String>> {
 
 pub fn run(args: &PaiArgs) -> Result<()> {
     let experiments = experiments(args)?;
-    let backend = args.backend.0;
-    let device = args.backend.device()?;
-    let data = load_data(
-        DatasetKind::Mnist,
-        args.data.clone(),
-        args.download,
-        args.quiet,
-    )?;
-    let data = data.limited(args.train_subset, args.eval_subset);
-    let prepared = Prepared::new(&data, &device);
-    let mut store = DirStore::new(args.out.join("records"));
-    let mut progress = Progress::new(args.quiet);
+    let mut runner = Runner::new(&args.run, &args.out)?;
     let started = Instant::now();
     let mut results = Vec::new();
     for experiment in &experiments {
-        progress.set_prefix(format!(
+        runner.progress.set_prefix(format!(
             "{} C={}",
             experiment.pai.score.name(),
             experiment.pai.compression
         ));
-        let result = lab_core::block_on(lab_core::pai::run_pai::<Net>(
-            experiment,
-            &prepared,
-            &device,
-            backend.name(),
-            &mut store,
-            &mut progress,
-        ))?;
-        progress.line(format!(
+        let result = runner.run(experiment, |_| Ok(()))?;
+        runner.progress.line(format!(
             "{:>8} C={:<5} {:>8.3}% left  {}",
             result.score,
             result.compression,
@@ -187,10 +159,14 @@ pub fn run(args: &PaiArgs) -> Result<()> {
         // Keep what is finished even if a later experiment fails.
         write_json(&args.out.join("report.json"), &results)?;
     }
-    progress.finish();
-    let table = lab_core::pai::sweep_table(&results);
+    runner.progress.finish();
+    let table = lab_core::methods::pai::sweep_table(&results);
     write_file(&args.out.join("table.md"), &table)?;
-    write_chart(&args.out, "accuracy", &lab_core::pai::sweep_chart(&results))?;
+    write_chart(
+        &args.out,
+        "accuracy",
+        &lab_core::methods::pai::sweep_chart(&results),
+    )?;
     println!("{table}");
     eprintln!(
         "done in {:.1}s: {}",

@@ -1,9 +1,10 @@
 //! The progress observer of training runs: a step bar and result lines on stderr.
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use lab_core::imp::ImpObserver;
-use lab_core::record::RoundResult;
-use lab_core::train::{EvalPoint, Observer};
+use lab_core::training::curve::EvalPoint;
+use lab_core::training::observer::Observer;
+use lab_core::training::observer::RunObserver;
+use lab_core::training::result::RoundResult;
 
 /// Shows a bar of the current training's steps and prints a line per finished round; draws
 /// nothing when quiet or when stderr is not a terminal (lines are then plain `eprintln!`s).
@@ -11,6 +12,9 @@ pub struct Progress {
     bars: MultiProgress,
     step: ProgressBar,
     quiet: bool,
+    /// Keeps each partial report of a run (see `Runner::run`); the first failure stops it.
+    pub on_part: Option<Box<dyn FnMut(&serde_json::Value) -> anyhow::Result<()>>>,
+    pub part_error: Option<anyhow::Error>,
 }
 
 impl Progress {
@@ -26,7 +30,13 @@ impl Progress {
             )
             .expect("template"),
         );
-        Self { bars, step, quiet }
+        Self {
+            bars,
+            step,
+            quiet,
+            on_part: None,
+            part_error: None,
+        }
     }
 
     /// Prints a line (unless quiet) above the bar.
@@ -83,7 +93,15 @@ impl Observer for Progress {
     }
 }
 
-impl ImpObserver for Progress {
+impl RunObserver for Progress {
+    fn on_report(&mut self, report: &serde_json::Value) {
+        if let (Some(save), None) = (self.on_part.as_mut(), &self.part_error)
+            && let Err(error) = save(report)
+        {
+            self.part_error = Some(error);
+        }
+    }
+
     fn on_round_start(&mut self, round: usize, remaining: f64, label: &str) {
         self.step.set_prefix(format!(
             "{label} round {round} ({:.1}% left)",

@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use lab_core::imp::Rewind;
-use lab_core::prune::PruneConfig;
-use lab_core::reproduce::lth_lenet300;
+use lab_core::methods::imp::Rewind;
+use lab_core::pruning::prune::PruneConfig;
+use lab_core::report::reproduce::lth_lenet300;
 
 use crate::args::BackendArg;
 use crate::output::write_file;
@@ -28,7 +28,7 @@ pub struct ReproduceArgs {
     #[arg(long, default_value_t = 19)]
     rounds: usize,
     /// % of weights remaining at which the controls run (nearest round).
-    #[arg(long, value_delimiter = ',', default_values_t = lab_core::reproduce::LTH_LEVELS)]
+    #[arg(long, value_delimiter = ',', default_values_t = lab_core::report::reproduce::LTH_LEVELS)]
     levels: Vec<f64>,
     /// flex (CPU, default), ndarray (CPU) or wgpu (GPU).
     #[arg(long, default_value = "flex")]

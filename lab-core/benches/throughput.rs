@@ -1,10 +1,10 @@
 //! `cargo bench -p lab-core --bench throughput`: LeNet-300-100 training throughput per
 //! compiled backend (the same measurement as `lth bench`).
 
-use lab_core::backend::BackendKind;
-use lab_core::bench::training_throughput;
-use lab_core::data::DatasetKind;
-use lab_core::data::native::{DataSource, load};
+use lab_core::base::backend::BackendKind;
+use lab_core::base::data::DatasetKind;
+use lab_core::base::data::native::{DataSource, load};
+use lab_core::report::bench::training_throughput;
 
 fn main() {
     let (data, _) = load(

@@ -9,37 +9,15 @@
 //! is `async` so the same code runs natively, in notebooks and in browsers. File-system
 //! access lives behind the `native` feature.
 
-pub mod backend;
-pub mod bench;
-pub mod checkpoint;
-pub mod data;
-pub mod dst;
-pub mod early_bird;
-pub mod error;
-pub mod export;
-pub mod histogram;
-pub mod hvp;
-pub mod imp;
-pub mod lmc;
-pub mod mask;
-pub mod model;
-#[cfg(all(feature = "evcxr", feature = "native"))]
-pub mod notebook;
-pub mod optim;
-pub mod overlap;
-pub mod pai;
-pub mod params;
-pub mod plot;
-pub mod prune;
-pub mod record;
-pub mod reproduce;
-pub mod rng;
-pub mod sparse;
-pub mod store;
-pub mod structured;
-pub mod ticket;
-pub mod train;
-pub mod transfer;
+// The floors, from the ground up. A module imports only from its own floor's folder or from
+// floors below it (`tests/layers.rs` checks this on every `use crate::` path):
+pub mod analyses; // LMC, early-bird, transfer, histograms, overlap (never each other)
+pub mod base; // errors, rng, backends, store, record keys and names, params, masks, tickets, data, models, charts
+pub mod deploy; // the sparse engine, compaction, export and inference (never a method)
+pub mod methods; // IMP, pruning at initialisation, dynamic sparse training (never each other)
+pub mod pruning; // magnitude, N:M and unit pruning, scoring rules, rounds
+pub mod report;
+pub mod training; // the loop and its hooks: config, curves, optimiser, checkpoints, observer, mask policy // IMP charts, comparisons, the reproduction, benchmarks, notebook display
 
 pub use burn;
 

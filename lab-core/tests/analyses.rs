@@ -5,22 +5,29 @@
 
 mod common;
 
+use lab_core::analyses::early_bird::{
+    Criterion, Draw, EarlyBirdExperiment, Retrain, run_early_bird,
+};
+use lab_core::analyses::histogram::imp_round_histograms;
+use lab_core::analyses::lmc::{LmcExperiment, run_lmc};
+use lab_core::analyses::transfer::{TransferExperiment, run_transfer, start_key};
+use lab_core::base::keys::RunKeys;
+use lab_core::base::mask::Mask;
+use lab_core::base::model::{ModelKind, Net};
+use lab_core::base::store::{MemoryStore, RunStore};
+use lab_core::base::ticket::Ticket;
 use lab_core::block_on;
 use lab_core::burn::tensor::Device;
-use lab_core::early_bird::{Criterion, Draw, EarlyBirdExperiment, Retrain, run_early_bird};
-use lab_core::histogram::imp_round_histograms;
-use lab_core::imp::{Control, ImpConfig, ImpObserver, RunKeys, run_imp};
-use lab_core::lmc::{LmcExperiment, run_lmc};
-use lab_core::mask::Mask;
-use lab_core::model::{ModelKind, Net};
-use lab_core::record::RoundResult;
-use lab_core::store::{MemoryStore, RunStore};
-use lab_core::ticket::Ticket;
-use lab_core::train::{Observer, Prepared, Silent, TrainConfig};
-use lab_core::transfer::{TransferExperiment, run_transfer, start_key};
+use lab_core::methods::imp::{Control, ImpConfig, run_imp};
+use lab_core::training::observer::RunObserver;
+use lab_core::training::observer::{Observer, Silent};
+use lab_core::training::result::RoundResult;
+use lab_core::training::train::{Prepared, TrainConfig};
 
 fn device() -> Device {
-    lab_core::backend::BackendKind::Ndarray.device().unwrap()
+    lab_core::base::backend::BackendKind::Ndarray
+        .device()
+        .unwrap()
 }
 
 fn prepared(device: &Device) -> Prepared {
@@ -80,7 +87,7 @@ impl Observer for CountSteps {
         self.0 += 1;
     }
 }
-impl ImpObserver for CountSteps {}
+impl RunObserver for CountSteps {}
 
 #[test]
 fn a_network_split_from_itself_has_no_barrier() {
@@ -306,10 +313,10 @@ fn weight_histograms_count_every_survivor_once() {
     }
 }
 
-fn fashion() -> lab_core::data::Mnist {
-    let (data, _) = lab_core::data::native::load(
-        lab_core::data::DatasetKind::FashionMnist,
-        &lab_core::data::native::DataSource::default(),
+fn fashion() -> lab_core::base::data::Mnist {
+    let (data, _) = lab_core::base::data::native::load(
+        lab_core::base::data::DatasetKind::FashionMnist,
+        &lab_core::base::data::native::DataSource::default(),
         &mut |_, _, _| {},
     )
     .expect("Fashion-MNIST: Debian's dataset-fashion-mnist (scripts/setup.sh core)");

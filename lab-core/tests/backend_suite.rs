@@ -4,20 +4,23 @@
 
 mod common;
 
+use lab_core::base::keys::RunKeys;
+use lab_core::base::mask::Mask;
+use lab_core::base::model::{ModelKind, Net, init_model};
+use lab_core::base::params::{Weights, read_weights};
+use lab_core::base::store::{MemoryStore, RunStore};
+use lab_core::base::ticket::Ticket;
+use lab_core::block_on;
 use lab_core::burn::tensor::Device;
-use lab_core::imp::{Control, ImpConfig, RunKeys, run_control, run_imp};
-use lab_core::mask::Mask;
-use lab_core::model::{ModelKind, Net, init_model};
-use lab_core::params::{Weights, read_weights};
-use lab_core::prune::{PruneConfig, expected_remaining, magnitude, random_like};
-use lab_core::store::{MemoryStore, RunStore};
-use lab_core::ticket::Ticket;
-use lab_core::train::{Prepared, Silent, TrainConfig, train};
-use lab_core::{block_on, imp::ImpObserver};
+use lab_core::methods::imp::{Control, ImpConfig, run_control, run_imp};
+use lab_core::pruning::prune::{PruneConfig, expected_remaining, magnitude, random_like};
+use lab_core::training::observer::RunObserver;
+use lab_core::training::observer::Silent;
+use lab_core::training::train::{Prepared, TrainConfig, train};
 
 struct Quiet;
-impl lab_core::train::Observer for Quiet {}
-impl ImpObserver for Quiet {}
+impl lab_core::training::observer::Observer for Quiet {}
+impl RunObserver for Quiet {}
 
 fn small_imp(iterations: usize, rounds: usize, eval: usize) -> ImpConfig {
     ImpConfig::new()
@@ -363,13 +366,15 @@ macro_rules! backend_suite {
 
 backend_suite!(
     ndarray,
-    lab_core::backend::BackendKind::Ndarray.device().unwrap(),
+    lab_core::base::backend::BackendKind::Ndarray
+        .device()
+        .unwrap(),
     400
 );
 #[cfg(feature = "flex")]
 backend_suite!(
     flex,
-    lab_core::backend::BackendKind::Flex.device().unwrap(),
+    lab_core::base::backend::BackendKind::Flex.device().unwrap(),
     400
 );
 #[cfg(feature = "wgpu")]
@@ -383,7 +388,7 @@ backend_suite!(
 /// seeded streams.
 #[test]
 fn init_is_backend_independent() {
-    let on = |kind: lab_core::backend::BackendKind| {
+    let on = |kind: lab_core::base::backend::BackendKind| {
         block_on(read_weights(&init_model::<Net>(
             ModelKind::Lenet300,
             5,
@@ -391,8 +396,8 @@ fn init_is_backend_independent() {
         )))
         .unwrap()
     };
-    let reference = on(lab_core::backend::BackendKind::Ndarray);
-    let others = lab_core::backend::BackendKind::available();
+    let reference = on(lab_core::base::backend::BackendKind::Ndarray);
+    let others = lab_core::base::backend::BackendKind::available();
     assert!(others.len() > 1 || cfg!(not(any(feature = "flex", feature = "wgpu"))));
     for kind in others {
         assert_eq!(on(kind), reference, "θ0 on {}", kind.name());
@@ -402,7 +407,9 @@ fn init_is_backend_independent() {
 /// Conv-2/4/6 build, are masked over every conv and linear weight, and map images to logits.
 #[test]
 fn conv_family_shapes() {
-    let device = lab_core::backend::BackendKind::Ndarray.device().unwrap();
+    let device = lab_core::base::backend::BackendKind::Ndarray
+        .device()
+        .unwrap();
     let images = lab_core::burn::tensor::Tensor::<2>::zeros([2, 784], &device);
     for (kind, convs) in [
         (ModelKind::Conv2, 2),
@@ -412,7 +419,7 @@ fn conv_family_shapes() {
         let model: Net = init_model(kind, 0, &device);
         let mask = Mask::dense_for(&model);
         assert_eq!(mask.layers.len(), convs + 3, "{kind:?}");
-        use lab_core::model::Classifier;
+        use lab_core::base::model::Classifier;
         assert_eq!(model.forward(images.clone()).dims(), [2, 10]);
     }
 }
@@ -421,10 +428,12 @@ fn conv_family_shapes() {
 /// same θ0 from the same seed, and keeps the parameter paths it has outside [`Net`].
 #[test]
 fn every_registered_model_builds_and_keeps_its_paths() {
+    use lab_core::base::model::{Classifier, Mlp};
+    use lab_core::base::params::prunable_params;
     use lab_core::burn::tensor::Tensor;
-    use lab_core::model::{Classifier, Mlp};
-    use lab_core::params::prunable_params;
-    let device = lab_core::backend::BackendKind::Ndarray.device().unwrap();
+    let device = lab_core::base::backend::BackendKind::Ndarray
+        .device()
+        .unwrap();
     let images = Tensor::<2>::ones([3, 784], &device);
     for kind in ModelKind::ALL {
         assert_eq!(ModelKind::parse(kind.name()), Some(kind));
@@ -450,7 +459,7 @@ fn every_registered_model_builds_and_keeps_its_paths() {
     }
     let bare = Mlp::new(&[784, 300, 100, 10], &device);
     let wrapped: Net = init_model(ModelKind::Lenet300, 0, &device);
-    let paths = |params: Vec<lab_core::params::ParamInfo>| {
+    let paths = |params: Vec<lab_core::base::params::ParamInfo>| {
         params.into_iter().map(|p| p.path).collect::<Vec<_>>()
     };
     assert_eq!(
@@ -467,9 +476,11 @@ fn every_registered_model_builds_and_keeps_its_paths() {
 /// 7r..7r+7 and columns 7c..7c+7, each patch row-major.
 #[test]
 fn vit_patches_are_the_image_tiles() {
+    use lab_core::base::model::{Vit, VitShape};
     use lab_core::burn::tensor::{Tensor, TensorData};
-    use lab_core::model::{Vit, VitShape};
-    let device = lab_core::backend::BackendKind::Ndarray.device().unwrap();
+    let device = lab_core::base::backend::BackendKind::Ndarray
+        .device()
+        .unwrap();
     let vit = Vit::new(VitShape::MNIST_TINY, 10, &device);
     let pixels: Vec<f32> = (0..2 * 784).map(|i| i as f32).collect();
     let images = Tensor::<2>::from_data(TensorData::new(pixels, [2, 784]), &device);
@@ -492,8 +503,10 @@ fn vit_patches_are_the_image_tiles() {
 /// rule that names no layer, or a per-layer rule under global pruning, is refused.
 #[test]
 fn model_rates_can_be_turned_off_and_bad_rules_are_refused() {
-    use lab_core::prune::{LayerRate, PruneScope};
-    let device = lab_core::backend::BackendKind::Ndarray.device().unwrap();
+    use lab_core::pruning::prune::{LayerRate, PruneScope};
+    let device = lab_core::base::backend::BackendKind::Ndarray
+        .device()
+        .unwrap();
     let vit: Net = init_model(ModelKind::Vit, 0, &device);
     let mask = Mask::dense_for(&vit);
     let own = PruneConfig {

@@ -4,8 +4,8 @@ mod common;
 
 use std::io::Write;
 
-use lab_core::data::native::{DataSource, candidate_dirs, load_dir};
-use lab_core::data::{Checksums, DataError, DatasetKind, FILE_NAMES, Mnist};
+use lab_core::base::data::native::{DataSource, candidate_dirs, load_dir};
+use lab_core::base::data::{Checksums, DataError, DatasetKind, FILE_NAMES, Mnist};
 
 fn real_files() -> [Vec<u8>; 4] {
     let dir = candidate_dirs(DatasetKind::Mnist, &DataSource::default())
@@ -16,7 +16,7 @@ fn real_files() -> [Vec<u8>; 4] {
 }
 
 fn gunzip(bytes: &[u8]) -> Vec<u8> {
-    lab_core::data::maybe_gunzip("t", bytes.to_vec()).unwrap()
+    lab_core::base::data::maybe_gunzip("t", bytes.to_vec()).unwrap()
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -124,7 +124,7 @@ fn a_directory_without_the_files_says_where_it_looked() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-fn fashion_mnist() -> lab_core::data::Mnist {
+fn fashion_mnist() -> lab_core::base::data::Mnist {
     let dir = std::path::Path::new("/usr/share/datasets/fashion-mnist");
     assert!(
         dir.is_dir(),
@@ -144,7 +144,7 @@ fn fashion_mnist_from_debian_loads() {
 /// training images.
 #[test]
 fn each_data_set_is_standardised_with_its_own_statistics() {
-    let check = |data: &lab_core::data::Mnist| {
+    let check = |data: &lab_core::base::data::Mnist| {
         let (mut sum, mut squares, mut n) = (0.0f64, 0.0f64, 0.0f64);
         for split in [&data.train, &data.validation] {
             for &p in &split.images {

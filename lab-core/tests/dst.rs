@@ -3,28 +3,32 @@
 
 mod common;
 
+use lab_core::base::keys::DstKeys;
+use lab_core::base::mask::{LayerMask, Mask};
+use lab_core::base::model::{Classifier, ModelKind, Net, init_model};
+use lab_core::base::params::{HostTensor, Weights, read_weights};
+use lab_core::base::store::{MemoryStore, RunStore};
 use lab_core::block_on;
 use lab_core::burn::optim::decay::WeightDecayConfig;
 use lab_core::burn::optim::{AdamConfig, GradientsParams, SgdConfig, momentum::MomentumConfig};
 use lab_core::burn::tensor::Device;
-use lab_core::dst::policy::UpdateContext;
-use lab_core::dst::{
-    Distribution, DstConfig, DstExperiment, DstKeys, DstPolicy, MaskPolicy, MaskUpdate, Method,
-    random_mask, run_dst,
+use lab_core::methods::dst::{
+    Distribution, DstConfig, DstExperiment, DstPolicy, Method, random_mask, run_dst,
 };
-use lab_core::imp::ImpObserver;
-use lab_core::mask::{LayerMask, Mask};
-use lab_core::model::{Classifier, ModelKind, Net, init_model};
-use lab_core::optim::LabOptimizer;
-use lab_core::params::{HostTensor, Weights, read_weights};
-use lab_core::store::{MemoryStore, RunStore};
-use lab_core::train::{
-    Observer, OptimizerKind, Prepared, Schedule, TrainConfig, batch_tensors, cross_entropy,
-    train_scheduled,
+use lab_core::training::observer::Observer;
+use lab_core::training::observer::RunObserver;
+use lab_core::training::optim::LabOptimizer;
+use lab_core::training::optim::OptimizerKind;
+use lab_core::training::policy::UpdateContext;
+use lab_core::training::policy::{MaskPolicy, MaskUpdate};
+use lab_core::training::train::{
+    Prepared, Schedule, TrainConfig, batch_tensors, cross_entropy, train_scheduled,
 };
 
 fn device() -> Device {
-    lab_core::backend::BackendKind::Ndarray.device().unwrap()
+    lab_core::base::backend::BackendKind::Ndarray
+        .device()
+        .unwrap()
 }
 
 fn prepared(device: &Device) -> Prepared {
@@ -111,13 +115,13 @@ impl Observer for Watch {
         if let Some((last, _)) = self.updates.last() {
             assert!(update.explored >= last.explored);
         }
-        let (dropped, grown) = lab_core::dst::policy::changes(&self.previous, mask);
+        let (dropped, grown) = lab_core::training::policy::changes(&self.previous, mask);
         assert_eq!((update.dropped, update.grown), (dropped, grown));
         self.previous = mask.clone();
         self.updates.push((update.clone(), mask.clone()));
     }
 }
-impl ImpObserver for Watch {}
+impl RunObserver for Watch {}
 
 /// Trains `model` from `initial` through the one training loop with `policy`.
 fn train_with(
@@ -127,7 +131,7 @@ fn train_with(
     train: &TrainConfig,
     policy: &DstPolicy,
     observer: &mut dyn Observer,
-) -> lab_core::train::TrainOutcome<Net> {
+) -> lab_core::training::train::TrainOutcome<Net> {
     let schedule = Schedule {
         start: 0,
         snapshot_at: None,
@@ -157,7 +161,12 @@ fn policy(config: DstConfig, mask: &Mask, seed: u64) -> DstPolicy {
 fn run(
     method: Method,
     iterations: usize,
-) -> (Watch, lab_core::train::TrainOutcome<Net>, Mask, DstPolicy) {
+) -> (
+    Watch,
+    lab_core::training::train::TrainOutcome<Net>,
+    Mask,
+    DstPolicy,
+) {
     let device = device().autodiff();
     let data = prepared(&device);
     let model: Net = init_model(ModelKind::Lenet300, 1, &device);
@@ -202,7 +211,7 @@ fn set_and_rigl_keep_exact_counts_and_track_rs() {
         for (update, mask) in &watch.updates {
             assert_eq!(counts(mask), counts(&watch.initial), "{method:?} counts");
             assert!(update.grown > 0 && update.grown == update.dropped);
-            lab_core::dst::policy::explore(&mut explored, mask);
+            lab_core::training::policy::explore(&mut explored, mask);
             assert_eq!(update.explored, explored.density());
         }
         assert_eq!(outcome.explored.as_ref(), Some(&explored));
@@ -249,7 +258,7 @@ fn gmp_hits_the_target_on_schedule() {
             let expected = policy.config.gmp_density_at(target, update.iteration, 100);
             assert_eq!(
                 layer.remaining(),
-                lab_core::dst::density::layer_count(layer.total(), expected)
+                lab_core::methods::dst::density::layer_count(layer.total(), expected)
             );
         }
     }
@@ -257,7 +266,7 @@ fn gmp_hits_the_target_on_schedule() {
     for (layer, &target) in last.layers.iter().zip(&policy.densities) {
         assert_eq!(
             layer.remaining(),
-            lab_core::dst::density::layer_count(layer.total(), target)
+            lab_core::methods::dst::density::layer_count(layer.total(), target)
         );
     }
     // Monotone: pruning never regrows.
@@ -301,7 +310,7 @@ fn rigl_grows_the_largest_gradients_set_grows_at_random() {
         .with_density(0.5)
         .with_distribution(Distribution::Uniform)
         .with_drop_fraction(0.5)
-        .with_drop_schedule(lab_core::dst::policy::DropSchedule::Constant);
+        .with_drop_schedule(lab_core::methods::dst::policy::DropSchedule::Constant);
     let rigl = policy(config.clone(), &mask, 0);
     let context = UpdateContext {
         iteration: 10,
@@ -353,7 +362,7 @@ fn a_stopped_dst_run_resumes_with_identical_results() {
             self.0 = self.0.saturating_sub(1);
         }
     }
-    impl ImpObserver for StopAt {}
+    impl RunObserver for StopAt {}
     let device = device();
     let data = prepared(&device);
     let experiment = DstExperiment::new()
@@ -385,7 +394,7 @@ fn a_stopped_dst_run_resumes_with_identical_results() {
     };
     assert!(store.exists(&keys.checkpoint()));
     let resumed = run(&mut store, usize::MAX).unwrap();
-    let strip = |mut r: lab_core::dst::DstResult| {
+    let strip = |mut r: lab_core::methods::dst::DstResult| {
         r.training.wall_seconds = 0.0;
         r.training.time = Default::default();
         r
@@ -450,16 +459,18 @@ fn the_update_step_reads_the_dense_gradient() {
     let policy = policy(DstConfig::new().with_density(0.1), &dense, 0);
     let mask = random_mask(&dense, &policy.densities, 5);
     let (mut stepper, model) =
-        lab_core::train::Stepper::new(model, Some(&mask), &TrainConfig::new(), &device);
+        lab_core::training::train::Stepper::new(model, Some(&mask), &TrainConfig::new(), &device);
     let indices: Vec<usize> = (0..60).collect();
     let (x, y) = batch_tensors(&data.train, &indices, &device);
     let reference = GradientsParams::from_grads(
         cross_entropy(model.forward(x.clone()), y.clone()).backward(),
         &model,
     );
-    let reference = block_on(lab_core::params::read_gradients(&model, &reference, &|p| {
-        mask.layer(p).is_some()
-    }))
+    let reference = block_on(lab_core::base::params::read_gradients(
+        &model,
+        &reference,
+        &|p| mask.layer(p).is_some(),
+    ))
     .unwrap();
     let (_, read) = block_on(stepper.step_reading_gradient(model, x, y, 1e-3, &mask)).unwrap();
     assert_eq!(read, reference);
@@ -488,10 +499,10 @@ fn early_stop_waits_for_the_final_density() {
         grown: 0,
     };
     let gmp = [update(10, 0.8), update(20, 0.4), update(30, 0.1)];
-    assert_eq!(lab_core::dst::settled_iteration(1.0, &gmp), 30);
+    assert_eq!(lab_core::methods::dst::settled_iteration(1.0, &gmp), 30);
     let set = [update(10, 0.1), update(20, 0.1)];
-    assert_eq!(lab_core::dst::settled_iteration(0.1, &set), 0);
-    assert_eq!(lab_core::dst::settled_iteration(0.1, &[]), 0);
+    assert_eq!(lab_core::methods::dst::settled_iteration(0.1, &set), 0);
+    assert_eq!(lab_core::methods::dst::settled_iteration(0.1, &[]), 0);
     // A run on real MNIST: GMP's reported early stop is at or after its end (75%).
     let device = device();
     let data = prepared(&device);
@@ -534,8 +545,8 @@ fn grown_connections_start_from_zero_or_theta0() {
     let device = device().autodiff();
     let data = prepared(&device);
     for grow_init in [
-        lab_core::dst::GrowInit::Zero,
-        lab_core::dst::GrowInit::Initial,
+        lab_core::methods::dst::GrowInit::Zero,
+        lab_core::methods::dst::GrowInit::Initial,
     ] {
         let model: Net = init_model(ModelKind::Lenet300, 4, &device);
         let theta0 = block_on(read_weights(&model)).unwrap();
@@ -559,7 +570,7 @@ fn grown_connections_start_from_zero_or_theta0() {
             &data,
             &train,
             &policy,
-            &mut lab_core::train::Silent,
+            &mut lab_core::training::observer::Silent,
         );
         let last = outcome.final_mask.unwrap();
         let weights = block_on(read_weights(&outcome.model)).unwrap();
@@ -570,8 +581,8 @@ fn grown_connections_start_from_zero_or_theta0() {
                 let expected = if is && !was {
                     grown += 1;
                     match grow_init {
-                        lab_core::dst::GrowInit::Zero => 0.0,
-                        lab_core::dst::GrowInit::Initial => theta0[&after.name].values[i],
+                        lab_core::methods::dst::GrowInit::Zero => 0.0,
+                        lab_core::methods::dst::GrowInit::Initial => theta0[&after.name].values[i],
                     }
                 } else if is {
                     theta0[&after.name].values[i]
@@ -605,13 +616,13 @@ fn weight_decay_keeps_pruned_weights_at_zero_and_shrinks_the_rest() {
             .with_iterations(30)
             .with_eval_every(30)
             .with_weight_decay(decay);
-        let outcome = block_on(lab_core::train::train(
+        let outcome = block_on(lab_core::training::train::train(
             model.clone(),
             Some(&mask),
             &data,
             &train,
             None,
-            &mut lab_core::train::Silent,
+            &mut lab_core::training::observer::Silent,
         ))
         .unwrap();
         let weights = block_on(read_weights(&outcome.model)).unwrap();

@@ -6,17 +6,19 @@
 mod common;
 
 use common::reference::{Net, Params, agreement, axpy, dot, norm, to_f64};
-use lab_core::backend::BackendKind;
+use lab_core::base::backend::BackendKind;
+use lab_core::base::data::Split;
+use lab_core::base::mask::Mask;
+use lab_core::base::model::{Classifier, ModelKind, Net as LabNet, init_model};
+use lab_core::base::params::{HostTensor, Weights, read_weights};
+use lab_core::base::rng::Rng;
 use lab_core::block_on;
 use lab_core::burn::tensor::Device;
-use lab_core::data::Split;
-use lab_core::hvp::LossBatch;
-use lab_core::mask::Mask;
-use lab_core::model::{Classifier, ModelKind, Net as LabNet, init_model};
-use lab_core::pai::{GRASP_TEMPERATURE, balanced_sample, hessian_gradient, prospr_meta_gradient};
-use lab_core::params::{HostTensor, Weights, read_weights};
-use lab_core::prune::{PruneScope, to_density};
-use lab_core::rng::Rng;
+use lab_core::methods::pai::hvp::LossBatch;
+use lab_core::methods::pai::{
+    GRASP_TEMPERATURE, balanced_sample, hessian_gradient, prospr_meta_gradient,
+};
+use lab_core::pruning::prune::{PruneScope, to_density};
 
 fn device() -> Device {
     BackendKind::Ndarray.device().unwrap().autodiff()

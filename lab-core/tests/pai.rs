@@ -3,21 +3,21 @@
 
 mod common;
 
-use lab_core::backend::BackendKind;
+use lab_core::base::backend::BackendKind;
+use lab_core::base::data::Split;
+use lab_core::base::mask::{LayerMask, Mask};
+use lab_core::base::model::{Classifier, Gates, ModelKind, Net, glorot_normal, init_model};
+use lab_core::base::params::read_weights;
 use lab_core::block_on;
 use lab_core::burn::module::Module;
 use lab_core::burn::nn::{Linear, LinearConfig};
 use lab_core::burn::tensor::{Device, Tensor};
-use lab_core::data::Split;
-use lab_core::hvp::LossBatch;
-use lab_core::mask::{LayerMask, Mask};
-use lab_core::model::{Classifier, Gates, ModelKind, Net, glorot_normal, init_model};
-use lab_core::pai::{
+use lab_core::methods::pai::hvp::LossBatch;
+use lab_core::methods::pai::{
     PaiConfig, Score, balanced_sample, detect_collapse, hessian_gradient, prune_at_init, score_once,
 };
-use lab_core::params::read_weights;
-use lab_core::prune::PruneScope;
-use lab_core::train::batch_tensors;
+use lab_core::pruning::prune::PruneScope;
+use lab_core::training::train::batch_tensors;
 
 fn device() -> Device {
     BackendKind::Ndarray.device().unwrap().autodiff()
@@ -244,21 +244,22 @@ fn collapse_is_detected_on_a_cut_network_and_not_on_a_healthy_one() {
 
 #[derive(Default)]
 struct CountSteps(usize);
-impl lab_core::train::Observer for CountSteps {
+impl lab_core::training::observer::Observer for CountSteps {
     fn on_step(&mut self, _: usize, _: usize) {
         self.0 += 1;
     }
 }
-impl lab_core::imp::ImpObserver for CountSteps {}
+impl lab_core::training::observer::RunObserver for CountSteps {}
 
 /// A PaI record keeps its ticket (θ0 ⊙ mask, the mask), the images its score saw and its
 /// temperature; a rerun reads the result back without scoring or training again.
 #[test]
 fn pai_records_keep_the_ticket_and_read_back_without_training() {
-    use lab_core::pai::{PaiExperiment, PaiKeys, run_pai};
-    use lab_core::store::{MemoryStore, RunStore};
-    use lab_core::ticket::Ticket;
-    use lab_core::train::{Prepared, TrainConfig};
+    use lab_core::base::keys::PaiKeys;
+    use lab_core::base::store::{MemoryStore, RunStore};
+    use lab_core::base::ticket::Ticket;
+    use lab_core::methods::pai::{PaiExperiment, run_pai};
+    use lab_core::training::train::{Prepared, TrainConfig};
     let device = BackendKind::Ndarray.device().unwrap();
     let data = Prepared::new(&common::mnist().subset(2000, 200, 200), &device);
     let experiment = PaiExperiment {
@@ -320,7 +321,7 @@ fn pai_records_keep_the_ticket_and_read_back_without_training() {
     assert_eq!(again.0, 0, "a finished PaI experiment was trained again");
     // Read back from its JSON record (serde_json without `float_roundtrip` may parse an f64
     // one ulp off, so compare with the record's own round trip, not with the fresh value).
-    let recorded: lab_core::pai::PaiResult =
+    let recorded: lab_core::methods::pai::PaiResult =
         serde_json::from_slice(&store.read(&keys.result()).unwrap()).unwrap();
     assert_eq!(second, recorded);
     assert_eq!(second.images_seen, first.images_seen);

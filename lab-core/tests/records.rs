@@ -2,12 +2,15 @@
 
 mod common;
 
+use lab_core::base::keys::RunKeys;
+use lab_core::base::model::Net;
+use lab_core::base::store::{MemoryStore, RunStore};
 use lab_core::block_on;
-use lab_core::imp::{ImpConfig, ImpObserver, RunKeys, run_imp};
-use lab_core::model::Net;
-use lab_core::record::RoundResult;
-use lab_core::store::{MemoryStore, RunStore};
-use lab_core::train::{Observer, Prepared, TrainConfig};
+use lab_core::methods::imp::{ImpConfig, run_imp};
+use lab_core::training::observer::Observer;
+use lab_core::training::observer::RunObserver;
+use lab_core::training::result::RoundResult;
+use lab_core::training::train::{Prepared, TrainConfig};
 
 #[derive(Default)]
 struct CountSteps(usize);
@@ -16,7 +19,7 @@ impl Observer for CountSteps {
         self.0 += 1;
     }
 }
-impl ImpObserver for CountSteps {}
+impl RunObserver for CountSteps {}
 
 fn config(rounds: usize) -> ImpConfig {
     ImpConfig::new()
@@ -49,7 +52,9 @@ fn run_names_hash_only_non_default_hyper_parameters() {
 
 #[test]
 fn reruns_skip_finished_rounds_and_resume_with_the_same_results() {
-    let device = lab_core::backend::BackendKind::Ndarray.device().unwrap();
+    let device = lab_core::base::backend::BackendKind::Ndarray
+        .device()
+        .unwrap();
     let data = Prepared::new(&common::mnist().subset(3000, 500, 500), &device);
 
     // Interrupted after two rounds (what a kill leaves: finished rounds only) ...
@@ -109,12 +114,14 @@ fn reruns_skip_finished_rounds_and_resume_with_the_same_results() {
 
 #[test]
 fn impossible_configs_are_refused_before_any_work() {
-    let device = lab_core::backend::BackendKind::Ndarray.device().unwrap();
+    let device = lab_core::base::backend::BackendKind::Ndarray
+        .device()
+        .unwrap();
     let data = Prepared::new(&common::mnist().subset(100, 50, 50), &device);
     let mut store = MemoryStore::default();
     for bad in [
         config(0),
-        config(2).with_rewind(lab_core::imp::Rewind::Iteration(10_000)),
+        config(2).with_rewind(lab_core::methods::imp::Rewind::Iteration(10_000)),
         config(2).with_train(TrainConfig::new().with_batch_size(0)),
         config(2).with_train(TrainConfig::new().with_learning_rate(-1.0)),
     ] {
@@ -126,17 +133,21 @@ fn impossible_configs_are_refused_before_any_work() {
             &mut CountSteps::default(),
         ))
         .unwrap_err();
-        assert!(matches!(err, lab_core::imp::ImpError::Config(_)), "{err}");
+        assert!(
+            matches!(err, lab_core::methods::imp::ImpError::Config(_)),
+            "{err}"
+        );
     }
     assert!(store.entries.is_empty());
 }
 
 #[test]
 fn a_nan_loss_stops_training_with_a_clear_error() {
-    use lab_core::model::{ModelKind, init_model};
-    use lab_core::params::{load_weights, read_weights};
-    use lab_core::train::{Silent, TrainError, train};
-    let device = lab_core::backend::BackendKind::Ndarray
+    use lab_core::base::model::{ModelKind, init_model};
+    use lab_core::base::params::{load_weights, read_weights};
+    use lab_core::training::observer::Silent;
+    use lab_core::training::train::{TrainError, train};
+    let device = lab_core::base::backend::BackendKind::Ndarray
         .device()
         .unwrap()
         .autodiff();
@@ -156,12 +167,14 @@ fn a_nan_loss_stops_training_with_a_clear_error() {
 
 #[test]
 fn late_rewinding_and_fine_tuning_start_where_they_should() {
-    use lab_core::imp::Rewind;
-    use lab_core::imp::masked_weights;
-    use lab_core::model::{ModelKind, init_model};
-    use lab_core::params::read_weights;
-    use lab_core::ticket::Ticket;
-    let device = lab_core::backend::BackendKind::Ndarray.device().unwrap();
+    use lab_core::base::mask::masked_weights;
+    use lab_core::base::model::{ModelKind, init_model};
+    use lab_core::base::params::read_weights;
+    use lab_core::base::ticket::Ticket;
+    use lab_core::methods::imp::Rewind;
+    let device = lab_core::base::backend::BackendKind::Ndarray
+        .device()
+        .unwrap();
     let data = Prepared::new(&common::mnist().subset(3000, 500, 500), &device);
     let theta0 = block_on(read_weights(&init_model::<Net>(
         ModelKind::Lenet300,
@@ -207,7 +220,7 @@ fn late_rewinding_and_fine_tuning_start_where_they_should() {
     ))
     .unwrap();
     // (round 0 of `direct` trained exactly those 20 steps; its next mask comes from them)
-    let trained20 = lab_core::mask::Mask::from_json(
+    let trained20 = lab_core::base::mask::Mask::from_json(
         &String::from_utf8(
             other
                 .read(
@@ -221,8 +234,8 @@ fn late_rewinding_and_fine_tuning_start_where_they_should() {
         .unwrap(),
     )
     .unwrap();
-    let from_theta_k = lab_core::prune::magnitude(
-        &lab_core::mask::Mask::dense_for(&init_model::<Net>(
+    let from_theta_k = lab_core::pruning::prune::magnitude(
+        &lab_core::base::mask::Mask::dense_for(&init_model::<Net>(
             ModelKind::Lenet300,
             0,
             &device.clone().autodiff(),
@@ -258,9 +271,11 @@ fn late_rewinding_and_fine_tuning_start_where_they_should() {
 
 #[test]
 fn sgd_with_momentum_and_warmup_learns() {
-    use lab_core::model::{ModelKind, init_model};
-    use lab_core::train::{OptimizerKind, Silent, train};
-    let device = lab_core::backend::BackendKind::Ndarray
+    use lab_core::base::model::{ModelKind, init_model};
+    use lab_core::training::observer::Silent;
+    use lab_core::training::optim::OptimizerKind;
+    use lab_core::training::train::train;
+    let device = lab_core::base::backend::BackendKind::Ndarray
         .device()
         .unwrap()
         .autodiff();
@@ -279,8 +294,8 @@ fn sgd_with_momentum_and_warmup_learns() {
 
 #[test]
 fn partial_json_configs_fill_in_defaults_and_refuse_unknown_settings() {
-    use lab_core::imp::Rewind;
-    use lab_core::record::with_defaults;
+    use lab_core::base::naming::with_defaults;
+    use lab_core::methods::imp::Rewind;
     let default = ImpConfig::new();
     let config: ImpConfig = with_defaults(
         &default,
@@ -316,10 +331,11 @@ fn partial_json_configs_fill_in_defaults_and_refuse_unknown_settings() {
 /// every round of a lineage uses the same order.
 #[test]
 fn replicate_seeds_vary_the_data_order() {
-    use lab_core::model::{ModelKind, init_model};
-    use lab_core::params::read_weights;
-    use lab_core::train::{Silent, train};
-    let device = lab_core::backend::BackendKind::Ndarray
+    use lab_core::base::model::{ModelKind, init_model};
+    use lab_core::base::params::read_weights;
+    use lab_core::training::observer::Silent;
+    use lab_core::training::train::train;
+    let device = lab_core::base::backend::BackendKind::Ndarray
         .device()
         .unwrap()
         .autodiff();
@@ -348,8 +364,8 @@ fn replicate_seeds_vary_the_data_order() {
 /// A run's records come from one backend: a rerun on another is refused with the reason.
 #[test]
 fn records_of_one_backend_refuse_another() {
-    use lab_core::imp::run_experiment;
-    use lab_core::store::{StoreError, claim_backend};
+    use lab_core::base::store::{StoreError, claim_backend};
+    use lab_core::methods::imp::run_experiment;
     let mut store = MemoryStore::default();
     claim_backend(&mut store, "imp-x", "ndarray").unwrap();
     claim_backend(&mut store, "imp-x", "ndarray").unwrap();
@@ -358,7 +374,9 @@ fn records_of_one_backend_refuse_another() {
     assert!(err.to_string().contains("ndarray"), "{err}");
 
     // Through an experiment: the same config on a second backend name fails before training.
-    let device = lab_core::backend::BackendKind::Ndarray.device().unwrap();
+    let device = lab_core::base::backend::BackendKind::Ndarray
+        .device()
+        .unwrap();
     let tiny = ImpConfig::new()
         .with_rounds(1)
         .with_train(TrainConfig::new().with_iterations(2).with_eval_every(2))
@@ -375,7 +393,6 @@ fn records_of_one_backend_refuse_another() {
             backend,
             store,
             &mut CountSteps::default(),
-            &mut |_| {},
         ))
     };
     run(&mut store, "ndarray").unwrap();
@@ -408,16 +425,18 @@ impl Observer for StopAt {
         self.seen >= self.at
     }
 }
-impl ImpObserver for StopAt {}
+impl RunObserver for StopAt {}
 
 /// A run stopped inside a round resumes from its last checkpoint (not from the round's
 /// start) and ends with exactly the numbers of an uninterrupted run: weights, optimiser
 /// state, data position, curve. Late rewinding (θk inside the checkpoint) and a control too.
 #[test]
 fn a_run_stopped_inside_a_round_resumes_from_its_checkpoint_with_the_same_results() {
-    use lab_core::imp::{Control, Rewind, run_control};
-    use lab_core::ticket::Ticket;
-    let device = lab_core::backend::BackendKind::Ndarray.device().unwrap();
+    use lab_core::base::ticket::Ticket;
+    use lab_core::methods::imp::{Control, Rewind, run_control};
+    let device = lab_core::base::backend::BackendKind::Ndarray
+        .device()
+        .unwrap();
     let data = Prepared::new(&common::mnist().subset(3000, 500, 500), &device);
     // θk at 10 is inside the first checkpoint interval, so it must travel in the checkpoint.
     let config = config(2)

@@ -3,20 +3,24 @@
 
 mod common;
 
+use lab_core::base::mask::Mask;
+use lab_core::base::mask::masked_weights;
+use lab_core::base::model::{Classifier, ModelKind, Net, init_model};
+use lab_core::base::params::{Weights, load_weights, read_weights};
+use lab_core::base::rng::Rng;
+use lab_core::base::ticket::Provenance;
 use lab_core::block_on;
 use lab_core::burn::tensor::{Device, Tensor, TensorData};
-use lab_core::imp::masked_weights;
-use lab_core::mask::Mask;
-use lab_core::model::{Classifier, ModelKind, Net, init_model};
-use lab_core::params::{Weights, load_weights, read_weights};
-use lab_core::prune::{PruneConfig, PruneScope, magnitudes, to_density};
-use lab_core::rng::Rng;
-use lab_core::sparse::SparseNet;
-use lab_core::structured::{self, UnitNorm, compact, live_units, prune_units, unit_layers};
-use lab_core::ticket::Provenance;
+use lab_core::deploy::compact::compact;
+use lab_core::deploy::sparse::SparseNet;
+use lab_core::pruning::granularity::UnitNorm;
+use lab_core::pruning::prune::{PruneConfig, PruneScope, magnitudes, to_density};
+use lab_core::pruning::units::{live_units, prune_units, unit_layers};
 
 fn device() -> Device {
-    lab_core::backend::BackendKind::Ndarray.device().unwrap()
+    lab_core::base::backend::BackendKind::Ndarray
+        .device()
+        .unwrap()
 }
 
 /// burn's logits of `net` with `weights` (already masked), `[batch][10]`.
@@ -51,7 +55,7 @@ fn assert_close(found: &[f32], expected: &[f32], what: &str) {
 struct Fixture {
     net: Net,
     weights: Weights,
-    stages: Vec<lab_core::model::Stage>,
+    stages: Vec<lab_core::base::model::Stage>,
 }
 
 fn fixture(kind: ModelKind, seed: u64) -> Fixture {
@@ -166,16 +170,16 @@ fn sparse_file_round_trips_exactly_and_refuses_damage() {
 }
 
 /// Every unit is either whole (all incoming and reading weights kept) or gone (none).
-fn assert_whole_units(stages: &[lab_core::model::Stage], mask: &Mask) {
+fn assert_whole_units(stages: &[lab_core::base::model::Stage], mask: &Mask) {
     let live = live_units(stages, mask).unwrap();
     let dense = Mask {
         layers: mask
             .layers
             .iter()
-            .map(|l| lab_core::mask::LayerMask::dense(&l.name, &l.shape))
+            .map(|l| lab_core::base::mask::LayerMask::dense(&l.name, &l.shape))
             .collect(),
     };
-    let rebuilt = structured::remove_units(stages, &dense, &live).unwrap();
+    let rebuilt = lab_core::pruning::units::remove_units(stages, &dense, &live).unwrap();
     assert_eq!(&rebuilt, mask, "the mask is exactly its units' removal");
 }
 
@@ -343,8 +347,8 @@ fn compacted_networks_give_the_masked_networks_logits() {
 
 #[test]
 fn export_load_infer_round_trips_every_format_exactly() {
-    use lab_core::export::{ExportFormat, export, load};
-    use lab_core::ticket::Ticket;
+    use lab_core::base::ticket::Ticket;
+    use lab_core::deploy::export::{ExportFormat, export, load};
     let device = device();
     let f = fixture(ModelKind::Lenet300, 17);
     let config = PruneConfig {
@@ -447,8 +451,8 @@ fn rewrite(
 
 #[test]
 fn damaged_files_are_errors_not_panics() {
-    use lab_core::export::{ExportFormat, export, load};
-    use lab_core::ticket::Ticket;
+    use lab_core::base::ticket::Ticket;
+    use lab_core::deploy::export::{ExportFormat, export, load};
     let device = device();
     let f = fixture(ModelKind::Lenet5, 29);
     let mask = magnitude_mask(&f, 0.2);
@@ -545,7 +549,7 @@ fn damaged_files_are_errors_not_panics() {
 
 #[test]
 fn n_of_m_masks_keep_the_largest_n_of_every_m_consecutive_inputs() {
-    use lab_core::prune::{n_of_m, random_n_of_m};
+    use lab_core::pruning::prune::{n_of_m, random_n_of_m};
     for kind in [ModelKind::Lenet300, ModelKind::Lenet5] {
         let f = fixture(kind, 19);
         let dense = Mask::dense_for(&f.net);
@@ -623,12 +627,12 @@ fn n_of_m_masks_keep_the_largest_n_of_every_m_consecutive_inputs() {
         assert_eq!(n_of_m(&mask, &magnitudes(&f.weights), 2, 4), mask);
     }
     let config = PruneConfig {
-        granularity: lab_core::structured::Granularity::NOfM { n: 4, m: 4 },
+        granularity: lab_core::pruning::granularity::Granularity::NOfM { n: 4, m: 4 },
         ..PruneConfig::default()
     };
     assert!(config.validate().is_err());
     assert_eq!(
-        lab_core::structured::Granularity::parse("2:4"),
-        Some(lab_core::structured::Granularity::NOfM { n: 2, m: 4 })
+        lab_core::pruning::granularity::Granularity::parse("2:4"),
+        Some(lab_core::pruning::granularity::Granularity::NOfM { n: 2, m: 4 })
     );
 }

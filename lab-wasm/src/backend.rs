@@ -1,11 +1,11 @@
 //! Picking the backend: WebGPU when the browser offers an adapter, else the CPU.
 
 use js_sys::Reflect;
-use lab_core::backend::BackendKind;
+use lab_core::base::backend::BackendKind;
+use lab_core::base::data::Mnist;
+use lab_core::base::model::ModelKind;
 use lab_core::burn::tensor::{Device, Tensor, TensorData};
-use lab_core::data::Mnist;
-use lab_core::model::ModelKind;
-use lab_core::train::Pause;
+use lab_core::training::observer::Pause;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -132,10 +132,17 @@ async fn step_ms(
     let mut pause = || -> Option<Pause<'static>> {
         yielding.then(|| Box::pin(crate::next_tick()) as Pause<'static>)
     };
-    lab_core::bench::step_timing_async(data, device, model, 2, CALIBRATION_STEPS, &mut pause)
-        .await
-        .map(|t| t.ms_per_step)
-        .map_err(|e| e.to_string())
+    lab_core::report::bench::step_timing_async(
+        data,
+        device,
+        model,
+        2,
+        CALIBRATION_STEPS,
+        &mut pause,
+    )
+    .await
+    .map(|t| t.ms_per_step)
+    .map_err(|e| e.to_string())
 }
 
 /// `preference`: "auto" (WebGPU only on a hardware adapter, and only if a short calibration

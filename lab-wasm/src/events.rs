@@ -4,12 +4,13 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use js_sys::{Function, Promise};
-use lab_core::imp::ImpObserver;
-use lab_core::mask::Mask;
-use lab_core::model::ModelKind;
-use lab_core::params::Weights;
-use lab_core::record::RoundResult;
-use lab_core::train::{EvalPoint, Observer, Pause};
+use lab_core::base::mask::Mask;
+use lab_core::base::model::ModelKind;
+use lab_core::base::params::Weights;
+use lab_core::training::curve::EvalPoint;
+use lab_core::training::observer::{Observer, Pause, RunObserver};
+use lab_core::training::policy::MaskUpdate;
+use lab_core::training::result::RoundResult;
 use serde_json::{Value, json};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -57,6 +58,8 @@ pub struct JsObserver {
     pub context: Value,
     /// The architecture being trained, kept with the trained network.
     pub model: ModelKind,
+    /// Where an IMP run keeps its report after each finished branch (`currentReport`).
+    pub report: Option<Rc<RefCell<Option<Value>>>>,
 }
 
 const FRAME: Duration = Duration::from_millis(16);
@@ -77,6 +80,7 @@ impl JsObserver {
             finished: Vec::new(),
             context: Value::Null,
             model: ModelKind::Lenet300,
+            report: None,
         }
     }
 
@@ -107,7 +111,7 @@ impl Observer for JsObserver {
         self.emit("eval", json!({ "point": point }));
     }
 
-    fn on_mask_update(&mut self, update: &lab_core::dst::MaskUpdate, mask: &Mask) {
+    fn on_mask_update(&mut self, update: &MaskUpdate, mask: &Mask) {
         // The first layer's connections per input pixel, for the page's live picture.
         self.emit(
             "mask-update",
@@ -130,7 +134,7 @@ impl Observer for JsObserver {
     }
 }
 
-impl ImpObserver for JsObserver {
+impl RunObserver for JsObserver {
     fn on_round_start(&mut self, round: usize, weights_remaining: f64, label: &str) {
         self.emit(
             "round-start",
@@ -150,5 +154,11 @@ impl ImpObserver for JsObserver {
             mask: mask.clone(),
             weights: weights.clone(),
         });
+    }
+
+    fn on_report(&mut self, report: &Value) {
+        if let Some(slot) = &self.report {
+            *slot.borrow_mut() = Some(report.clone());
+        }
     }
 }

@@ -4,8 +4,10 @@
 //! (a lost WebGPU device, say) and a rerun with the same config resumes after them, exactly
 //! as `lth imp` does with its records directory.
 
+use std::collections::BTreeSet;
+
 use js_sys::{Map, Uint8Array};
-use lab_core::store::{RunStore, StoreError};
+use lab_core::base::store::{RunStore, StoreError};
 use wasm_bindgen::JsCast;
 
 #[derive(Clone)]
@@ -18,14 +20,14 @@ impl JsStore {
         Self { map }
     }
 
-    /// Every key, sorted (the page's analyses look for the tickets of its runs).
-    pub fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = js_sys::Array::from(&self.map.keys().into())
+    /// The runs with records, sorted: every key's first segment (lab-core's keys are
+    /// `<run>/…`). The page's analyses look for the tickets of its runs.
+    pub fn runs(&self) -> Vec<String> {
+        let runs: BTreeSet<String> = js_sys::Array::from(&self.map.keys().into())
             .iter()
-            .filter_map(|k| k.as_string())
+            .filter_map(|key| Some(key.as_string()?.split_once('/')?.0.to_string()))
             .collect();
-        keys.sort();
-        keys
+        runs.into_iter().collect()
     }
 }
 
@@ -33,6 +35,11 @@ impl RunStore for JsStore {
     fn read(&self, key: &str) -> Option<Vec<u8>> {
         let value = self.map.get(&key.into());
         value.dyn_ref::<Uint8Array>().map(Uint8Array::to_vec)
+    }
+
+    /// `read`'s answer without copying the record out of the map.
+    fn exists(&self, key: &str) -> bool {
+        self.map.get(&key.into()).is_instance_of::<Uint8Array>()
     }
 
     fn write(&mut self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {

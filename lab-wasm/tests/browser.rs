@@ -7,8 +7,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::{Function, Map, Promise, Reflect};
-use lab_core::mask::Mask;
-use lab_core::record::ImpReport;
+use lab_core::base::mask::Mask;
+use lab_core::methods::imp::ImpReport;
 use lab_wasm::Lab;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -215,10 +215,10 @@ async fn imp_rounds_prune_by_the_counting_rule_with_nested_masks_and_a_control()
     assert_eq!(kept as usize, report.rounds[2].layers[0].remaining_weights);
 
     // The trained network classifies real test digits.
-    let data = lab_core::data::Mnist::from_file_bytes(
-        lab_core::data::DatasetKind::Mnist,
+    let data = lab_core::base::data::Mnist::from_file_bytes(
+        lab_core::base::data::DatasetKind::Mnist,
         mnist_files(),
-        lab_core::data::Checksums::Skip,
+        lab_core::base::data::Checksums::Skip,
     )
     .unwrap();
     let mut correct = 0;
@@ -387,7 +387,7 @@ async fn webgpu_trains_a_few_steps_and_agrees_with_the_cpu_on_theta0() {
     let theta0 = |records: &Map, report: &ImpReport| {
         let key = format!("{}/round-00/ticket.safetensors", report.run);
         let bytes = js_sys::Uint8Array::new(&records.get(&key.into())).to_vec();
-        lab_core::ticket::Ticket::from_safetensors(&bytes)
+        lab_core::base::ticket::Ticket::from_safetensors(&bytes)
             .expect("round 0's ticket")
             .weights
     };
@@ -401,13 +401,13 @@ async fn webgpu_trains_a_few_steps_and_agrees_with_the_cpu_on_theta0() {
 /// dense forward pass of the masked network, at full, 5% and zero density.
 #[wasm_bindgen_test]
 async fn sparse_forward_in_wasm_equals_the_dense_masked_forward() {
+    use lab_core::base::model::{Classifier, ModelKind, Net, init_model};
+    use lab_core::base::params::{load_weights, read_weights};
     use lab_core::burn::tensor::{Tensor, TensorData};
-    use lab_core::model::{Classifier, ModelKind, Net, init_model};
-    use lab_core::params::{load_weights, read_weights};
-    use lab_core::prune::{PruneScope, magnitudes, to_density};
+    use lab_core::pruning::prune::{PruneScope, magnitudes, to_density};
     #[allow(deprecated)]
     let device = lab_core::burn::tensor::Device::ndarray();
-    let mut rng = lab_core::rng::Rng::new(5);
+    let mut rng = lab_core::base::rng::Rng::new(5);
     let images: Vec<f32> = (0..7 * 784).map(|_| rng.normal() as f32).collect();
     for kind in [ModelKind::Lenet300, ModelKind::Lenet5] {
         let net: Net = init_model(kind, 1, &device);
@@ -420,8 +420,9 @@ async fn sparse_forward_in_wasm_equals_the_dense_masked_forward() {
                 density,
                 PruneScope::PerLayer,
             );
-            let masked = lab_core::imp::masked_weights(&weights, &mask);
-            let sparse = lab_core::sparse::SparseNet::new(&stages, &weights, &mask).unwrap();
+            let masked = lab_core::base::mask::masked_weights(&weights, &mask);
+            let sparse =
+                lab_core::deploy::sparse::SparseNet::new(&stages, &weights, &mask).unwrap();
             let found = sparse.forward(&images).unwrap();
             let x = Tensor::<2>::from_data(TensorData::new(images.clone(), [7, 784]), &device);
             let dense = load_weights(net.clone(), &masked).forward(x);

@@ -5,12 +5,12 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
-use lab_core::early_bird::{
+use lab_core::analyses::early_bird::{
     Criterion, EarlyBirdExperiment, Retrain, distance_chart, run_early_bird, table,
 };
-use lab_core::model::Net;
-use lab_core::store::DirStore;
-use lab_core::train::Prepared;
+use lab_core::base::model::Net;
+use lab_core::base::store::DirStore;
+use lab_core::training::train::Prepared;
 
 use crate::args::TrainingArgs;
 use crate::data::load_data;
@@ -48,9 +48,9 @@ pub struct EarlyBirdArgs {
 
 pub fn run(args: &EarlyBirdArgs) -> Result<()> {
     let t = &args.training;
-    let mut prune = lab_core::prune::PruneConfig::default();
+    let mut prune = lab_core::pruning::prune::PruneConfig::default();
     if args.global {
-        prune.scope = lab_core::prune::PruneScope::Global;
+        prune.scope = lab_core::pruning::prune::PruneScope::Global;
     }
     let experiment = EarlyBirdExperiment::new()
         .with_model(t.model.0)

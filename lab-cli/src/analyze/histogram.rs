@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use lab_core::histogram::{imp_round_histograms, layer_chart, table};
-use lab_core::store::DirStore;
+use lab_core::analyses::histogram::{imp_round_histograms, layer_chart, table};
+use lab_core::base::store::DirStore;
 
 use crate::output::{write_chart, write_file, write_json};
 

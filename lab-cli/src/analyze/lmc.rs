@@ -6,13 +6,13 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use lab_core::imp::Control;
-use lab_core::lmc::{
+use lab_core::analyses::lmc::{
     LmcExperiment, LmcResult, instability_chart, path_chart, run_lmc, table, ticket_accuracy_chart,
 };
-use lab_core::model::Net;
-use lab_core::store::DirStore;
-use lab_core::train::Prepared;
+use lab_core::base::model::Net;
+use lab_core::base::store::DirStore;
+use lab_core::methods::imp::Control;
+use lab_core::training::train::Prepared;
 
 use crate::args::TrainingArgs;
 use crate::data::load_data;

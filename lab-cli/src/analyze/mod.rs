@@ -15,11 +15,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use lab_core::overlap::overlap_matrix;
-use lab_core::ticket::Ticket;
+use lab_core::analyses::overlap::overlap_matrix;
+use lab_core::base::ticket::Ticket;
 
-use lab_core::plot;
-use lab_core::record::ImpReport;
+use lab_core::methods::imp::ImpReport;
+use lab_core::report::charts;
 
 use crate::output::{write_chart, write_file, write_json};
 
@@ -134,11 +134,15 @@ fn compare(args: &CompareArgs) -> Result<()> {
         }
     }
     write_file(&args.out.join("table.md"), &table)?;
-    write_chart(&args.out, "accuracy", &plot::accuracy_vs_remaining(&groups))?;
+    write_chart(
+        &args.out,
+        "accuracy",
+        &charts::accuracy_vs_remaining(&groups),
+    )?;
     write_chart(
         &args.out,
         "early_stop",
-        &plot::early_stop_vs_remaining(&groups),
+        &charts::early_stop_vs_remaining(&groups),
     )?;
     print!("{table}");
     eprintln!(

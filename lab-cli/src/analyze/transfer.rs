@@ -5,10 +5,10 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
-use lab_core::model::Net;
-use lab_core::store::DirStore;
-use lab_core::train::Prepared;
-use lab_core::transfer::{TransferExperiment, accuracy_chart, run_transfer, table};
+use lab_core::analyses::transfer::{TransferExperiment, accuracy_chart, run_transfer, table};
+use lab_core::base::model::Net;
+use lab_core::base::store::DirStore;
+use lab_core::training::train::Prepared;
 
 use crate::args::{DatasetArg, TrainingArgs, parse_rewind};
 use crate::data::load_data;
@@ -33,7 +33,7 @@ pub struct TransferArgs {
     rounds: usize,
     /// Rewind point of the tickets: init, an iteration K, or a percentage like 2%.
     #[arg(long, default_value = "init", value_parser = parse_rewind)]
-    rewind: lab_core::imp::Rewind,
+    rewind: lab_core::methods::imp::Rewind,
     /// Output: report.json, table.md, one accuracy chart per direction, records/.
     #[arg(long, default_value = "runs/transfer")]
     out: PathBuf,

@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use lab_core::dst::DstResult;
-use lab_core::pai::PaiResult;
-use lab_core::record::ImpReport;
-use lab_core::reproduce::{Reproduction, SeedRun, group_order, markdown_table};
+use lab_core::methods::dst::DstResult;
+use lab_core::methods::imp::ImpReport;
+use lab_core::methods::pai::PaiResult;
+use lab_core::report::reproduce::{Reproduction, SeedRun, group_order, markdown_table};
 use serde::Serialize;
 
 use super::lock;
@@ -161,12 +161,12 @@ pub fn collect(dir: &SweepDir, plan: &Plan, to: &Path, require_all: bool) -> Res
         write_chart(
             to,
             "accuracy",
-            &lab_core::plot::accuracy_vs_remaining(&groups),
+            &lab_core::report::charts::accuracy_vs_remaining(&groups),
         )?;
         write_chart(
             to,
             "early_stop",
-            &lab_core::plot::early_stop_vs_remaining(&groups),
+            &lab_core::report::charts::early_stop_vs_remaining(&groups),
         )?;
     }
     if !pai_results.is_empty() {
@@ -174,9 +174,13 @@ pub fn collect(dir: &SweepDir, plan: &Plan, to: &Path, require_all: bool) -> Res
         write_json(&to.join("report.json"), &pai_results)?;
         write_file(
             &to.join("table.md"),
-            lab_core::pai::sweep_table(&pai_results),
+            lab_core::methods::pai::sweep_table(&pai_results),
         )?;
-        write_chart(&to, "accuracy", &lab_core::pai::sweep_chart(&pai_results))?;
+        write_chart(
+            &to,
+            "accuracy",
+            &lab_core::methods::pai::sweep_chart(&pai_results),
+        )?;
     }
     if !dst_results.is_empty() {
         crate::dst::write_outputs(&to.join("dst"), &dst_results, &[])?;

@@ -208,7 +208,7 @@ impl SweepFile {
                     many => format!(
                         "{}-set-{}",
                         part.command,
-                        &lab_core::data::md5_hex(many.join("\n").as_bytes())[..8]
+                        &lab_core::base::data::md5_hex(many.join("\n").as_bytes())[..8]
                     ),
                 };
                 if let Some(same) = entries.iter().find(|e| e.name == name) {

@@ -5,8 +5,8 @@ pub mod reference;
 
 use std::sync::OnceLock;
 
-use lab_core::data::native::{DataSource, load};
-use lab_core::data::{DatasetKind, Mnist};
+use lab_core::base::data::native::{DataSource, load};
+use lab_core::base::data::{DatasetKind, Mnist};
 
 /// The real MNIST (found as the CLI finds it: LTH_DATA, data/, the checkout's ../shared/).
 pub fn mnist() -> &'static Mnist {

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use lab_core::params::Weights;
+use lab_core::base::params::Weights;
 
 /// One operation of a feed-forward stack; parameters are named as burn names them.
 #[derive(Debug, Clone)]

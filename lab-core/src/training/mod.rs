@@ -1,0 +1,11 @@
+//! Floor 2: the one training loop and the hooks it owns: its config and outcome, the curve types,
+//! the optimiser, checkpoints, the observer, the mask-policy trait, and a round's result.
+
+pub mod checkpoint;
+pub mod curve;
+pub mod experiment;
+pub mod observer;
+pub mod optim;
+pub mod policy;
+pub mod result;
+pub mod train;
