@@ -4,24 +4,18 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
-use lab_core::base::backend::BackendKind;
-use lab_core::base::data::{DatasetKind, Mnist};
-use lab_core::base::model::{ModelKind, Net};
-use lab_core::base::ticket::Ticket;
+use lab_core::base::model::Net;
 use lab_core::methods::imp::ImpReport;
 use lab_core::methods::imp::{ImpConfig, ImpExperiment, Rewind};
 use lab_core::pruning::granularity::Granularity;
 use lab_core::pruning::prune::{LayerRate, PruneConfig, PruneScope};
 use lab_core::report::reproduce::{densities, rounds_for_levels};
-use lab_core::training::result::RoundResult;
-use lab_core::training::train::{Prepared, TrainConfig};
+use lab_core::training::train::TrainConfig;
 
-use crate::args::{BackendArg, ControlArg, DatasetArg, ModelArg, OptimizerArg, parse_rewind};
-use crate::data::load_data;
+use crate::args::{ControlArg, DatasetArg, ModelArg, OptimizerArg, parse_rewind};
 use crate::output::write_report;
-use crate::progress::Progress;
 use crate::runner::{RunArgs, Runner};
 
 /// A flag given twice takes its last value (scripts/imp.sh passes defaults, users override).
@@ -58,7 +52,7 @@ pub struct ImpArgs {
     data_seed: Option<u64>,
     /// Output directory: report.json, charts, and records/ of finished rounds.
     #[arg(long, default_value = "runs/latest")]
-    out: PathBuf,
+    pub out: PathBuf,
     #[arg(long, default_value_t = OptimizerArg(TrainConfig::new().optimizer))]
     optimizer: OptimizerArg,
     // Hyper-parameter defaults are lab-core's (TrainConfig, PruneConfig): one place.
@@ -109,16 +103,16 @@ pub struct ImpArgs {
     pub run: RunArgs,
     /// (train) Retrain a saved ticket (a round's ticket.safetensors) instead of a dense net.
     #[arg(long)]
-    ticket: Option<PathBuf>,
+    pub ticket: Option<PathBuf>,
     /// Checkpoint every N iterations (0 = never): a killed run resumes inside its round.
     #[arg(long, default_value_t = 1000)]
     checkpoint_every: usize,
 }
 
-/// `lth imp` (`rounds` from --rounds) or `lth train` (one round, or a ticket).
+/// `lth imp` (`rounds` from --rounds) or `lth train` (one round; `--ticket` is `retrain`).
 pub fn run(args: &ImpArgs, rounds: usize) -> Result<()> {
-    if let Some(path) = &args.ticket {
-        return retrain_ticket(args, path);
+    if args.ticket.is_some() {
+        bail!("--ticket retrains a saved ticket: use `lth train --ticket`");
     }
     let config = imp_config(args, rounds)?;
     let report = run_experiment(config, args)?;
@@ -147,7 +141,7 @@ pub fn run_names(args: &ImpArgs, rounds: usize) -> Result<Vec<String>> {
     Ok(vec![imp_config(args, rounds)?.run_name()])
 }
 
-fn imp_config(args: &ImpArgs, rounds: usize) -> Result<ImpConfig> {
+pub(crate) fn imp_config(args: &ImpArgs, rounds: usize) -> Result<ImpConfig> {
     let train = TrainConfig::new()
         .with_optimizer(args.optimizer.0)
         .with_learning_rate(args.lr)
@@ -215,86 +209,6 @@ fn run_experiment(config: ImpConfig, args: &ImpArgs) -> Result<ImpReport> {
         args.out.display()
     );
     Ok(report)
-}
-
-/// `lth train --ticket PATH`: retrains a saved ticket on its own data set and data order.
-fn retrain_ticket(args: &ImpArgs, path: &std::path::Path) -> Result<()> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-    let ticket = Ticket::from_safetensors(&bytes).with_context(|| format!("{}", path.display()))?;
-    let kind = ModelKind::parse(&ticket.provenance.model)
-        .with_context(|| format!("unknown model {} in the ticket", ticket.provenance.model))?;
-    let config = imp_config(args, 1)?;
-    // The ticket's own data set; a different --dataset is refused, not silently used.
-    let dataset = DatasetKind::parse(&ticket.provenance.dataset).with_context(|| {
-        format!(
-            "unknown dataset {} in the ticket",
-            ticket.provenance.dataset
-        )
-    })?;
-    if config.dataset != DatasetKind::Mnist && config.dataset != dataset {
-        bail!(
-            "the ticket was found on {}, not {}",
-            dataset.name(),
-            config.dataset.name()
-        );
-    }
-    let run = &args.run;
-    let data = load_data(dataset, run.data.clone(), run.download, run.quiet)?;
-    let data = data.limited(config.train_subset, config.eval_subset);
-    // The ticket's replicate seed orders the data, as in the run that found it.
-    let train = config.train.for_replicate(ticket.provenance.seed);
-    train_ticket(&ticket, kind, &train, &data, run.backend, args)
-}
-
-fn train_ticket(
-    ticket: &Ticket,
-    kind: ModelKind,
-    config: &TrainConfig,
-    data: &Mnist,
-    backend: BackendArg,
-    args: &ImpArgs,
-) -> Result<()> {
-    let device = backend.device()?.autodiff();
-    let backend: BackendKind = backend.0;
-    let (model, mask) = ticket.instantiate::<Net>(kind, &device)?;
-    let prepared = Prepared::new(data, &device);
-    let mut progress = Progress::new(args.run.quiet);
-    let started = Instant::now();
-    // A θk ticket resumes the schedule at iteration k, as its IMP round did.
-    let outcome = lab_core::block_on(lab_core::training::train::train_from(
-        model,
-        Some(&mask),
-        &prepared,
-        config,
-        ticket.rewind_iteration(),
-        None,
-        &mut progress,
-    ))?;
-    progress.finish();
-    let round = RoundResult::from_training(
-        ticket.provenance.round,
-        &mask,
-        &outcome,
-        started.elapsed().as_secs_f64(),
-    );
-    println!(
-        "ticket ({:.2}% of weights, {} rewind, round {} of {}): early stop {}, test acc {:.2}%",
-        100.0 * round.weights_remaining,
-        ticket.provenance.rewind,
-        ticket.provenance.round,
-        ticket.provenance.run,
-        round.early_stop_iteration,
-        100.0 * round.test_accuracy
-    );
-    let report = ImpReport {
-        run: format!("ticket:{}", ticket.provenance.run),
-        config: serde_json::json!({ "ticket": ticket.provenance, "train": config }),
-        backend: backend.name().into(),
-        data_seed: config.data_order_seed(ticket.provenance.seed),
-        rounds: vec![round],
-        controls: Default::default(),
-    };
-    write_report(&args.out, &report)
 }
 
 fn parse_granularity(text: &str) -> Result<Granularity, String> {

@@ -12,6 +12,7 @@ mod output;
 mod pai;
 mod progress;
 mod reproduce;
+mod retrain;
 mod runner;
 mod sweep;
 
@@ -64,7 +65,10 @@ fn main() -> Result<()> {
 fn dispatch(command: &Command) -> Result<()> {
     match command {
         Command::Imp(args) => imp::run(args, args.rounds),
-        Command::Train(args) => imp::run(args, 1),
+        Command::Train(args) => match &args.ticket {
+            Some(path) => retrain::retrain_ticket(args, path),
+            None => imp::run(args, 1),
+        },
         Command::Bench(args) => bench::run(args),
         Command::Pai(args) => pai::run(args),
         Command::Dst(args) => dst::run(args),

@@ -6,6 +6,9 @@ use lab_core::training::observer::Observer;
 use lab_core::training::observer::RunObserver;
 use lab_core::training::result::RoundResult;
 
+/// Keeps one partial report (writes `report.json`, say).
+pub type SavePart = Box<dyn FnMut(&serde_json::Value) -> anyhow::Result<()>>;
+
 /// Shows a bar of the current training's steps and prints a line per finished round; draws
 /// nothing when quiet or when stderr is not a terminal (lines are then plain `eprintln!`s).
 pub struct Progress {
@@ -13,7 +16,7 @@ pub struct Progress {
     step: ProgressBar,
     quiet: bool,
     /// Keeps each partial report of a run (see `Runner::run`); the first failure stops it.
-    pub on_part: Option<Box<dyn FnMut(&serde_json::Value) -> anyhow::Result<()>>>,
+    pub on_part: Option<SavePart>,
     pub part_error: Option<anyhow::Error>,
 }
 

@@ -10,7 +10,8 @@ use lab_core::analyses::early_bird::{
 };
 use lab_core::analyses::histogram::imp_round_histograms;
 use lab_core::analyses::lmc::{LmcExperiment, run_lmc};
-use lab_core::analyses::transfer::{TransferExperiment, run_transfer, start_key};
+use lab_core::analyses::transfer::{TransferExperiment, run_transfer};
+use lab_core::base::keys::AnalysisKeys;
 use lab_core::base::keys::RunKeys;
 use lab_core::base::mask::Mask;
 use lab_core::base::model::{ModelKind, Net};
@@ -351,14 +352,15 @@ fn a_transferred_ticket_keeps_its_mask_bit_for_bit() {
     let read = |key: &str| Ticket::from_safetensors(&store.read(key).unwrap()).unwrap();
     for round in [1, 2] {
         let ticket = read(&source_keys.ticket(round));
-        let transferred = read(&start_key(&run, round, "transferred"));
+        let transferred =
+            read(&AnalysisKeys { run: run.clone() }.branch_start(round, "transferred"));
         assert_eq!(transferred.mask, ticket.mask, "round {round}");
         assert_eq!(transferred.weights, ticket.weights, "round {round}");
         assert_eq!(transferred.provenance.dataset, "fashion-mnist");
-        let reinit = read(&start_key(&run, round, "reinit"));
+        let reinit = read(&AnalysisKeys { run: run.clone() }.branch_start(round, "reinit"));
         assert_eq!(reinit.mask, ticket.mask);
         assert_ne!(reinit.weights, ticket.weights);
-        let random = read(&start_key(&run, round, "random-prune"));
+        let random = read(&AnalysisKeys { run: run.clone() }.branch_start(round, "random-prune"));
         assert_ne!(random.mask, ticket.mask);
         for (a, b) in random.mask.layers.iter().zip(&ticket.mask.layers) {
             assert_eq!(a.remaining(), b.remaining(), "{}", a.name);

@@ -136,7 +136,7 @@ fn paths(code: &str, module: &[String], is_mod_file: bool) -> Vec<Vec<String>> {
         let mut inner_module = module.to_vec();
         inner_module.push("inline".into());
         let mut found = paths(
-            &code[..at].rsplit_once('\n').map_or("", |(head, _)| head),
+            code[..at].rsplit_once('\n').map_or("", |(head, _)| head),
             module,
             is_mod_file,
         );

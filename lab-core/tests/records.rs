@@ -124,6 +124,8 @@ fn impossible_configs_are_refused_before_any_work() {
         config(2).with_rewind(lab_core::methods::imp::Rewind::Iteration(10_000)),
         config(2).with_train(TrainConfig::new().with_batch_size(0)),
         config(2).with_train(TrainConfig::new().with_learning_rate(-1.0)),
+        // Zero iterations would report the untrained network as a trained round.
+        config(2).with_train(TrainConfig::new().with_iterations(0)),
     ] {
         let err = block_on(run_imp::<Net>(
             &bad,
@@ -563,4 +565,92 @@ fn a_run_stopped_inside_a_round_resumes_from_its_checkpoint_with_the_same_result
     .unwrap();
     assert_eq!(resumed.resumed_at, Some(40));
     assert_eq!(without_timing(control), without_timing(reference_control));
+}
+
+/// A report an older lab wrote (before lab-core moved into floors) names its run by the hash
+/// of its config: the config read back today must name the same run, or its records would
+/// not be found and a rerun would train everything again.
+#[test]
+fn records_made_before_the_move_are_found_after_it() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/results/dst-lenet300/methods/imp-5k/report.json"
+    );
+    // Read as plain JSON: that lab's rounds had fewer fields than today's.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let (run, recorded) = (report["run"].as_str().unwrap(), report["config"].clone());
+    // Settings added since (weight decay, say) take their defaults, which leave names alone.
+    let config: ImpConfig =
+        lab_core::base::naming::with_defaults(&ImpConfig::new(), recorded.clone()).unwrap();
+    assert_eq!(config.run_name(), run);
+    // Through the registry, as the browser and sweep files name it, from the JSON alone.
+    let described =
+        lab_core::report::registry::describe("imp", serde_json::json!({ "config": recorded }))
+            .unwrap();
+    assert_eq!(described.run_name, run);
+}
+
+/// A run made through the old entry point is read back, not retrained, when the registry
+/// runs the same config by kind.
+#[test]
+fn a_run_by_kind_reads_back_what_the_direct_call_recorded() {
+    use lab_core::training::experiment::{Data, Session};
+    let device = lab_core::base::backend::BackendKind::Ndarray
+        .device()
+        .unwrap();
+    let config = config(2);
+    let mut store = MemoryStore::default();
+    let direct = block_on(lab_core::methods::imp::run_experiment(
+        &config,
+        &[],
+        None,
+        common::mnist(),
+        &device,
+        "ndarray",
+        &mut store,
+        &mut CountSteps::default(),
+    ))
+    .unwrap();
+    let mut steps = CountSteps::default();
+    let data = Data::one(lab_core::base::data::DatasetKind::Mnist, common::mnist());
+    let by_kind = block_on(lab_core::report::registry::run_json(
+        "imp",
+        serde_json::json!({ "config": serde_json::to_value(&config).unwrap() }),
+        &data,
+        &mut Session {
+            device: device.clone(),
+            backend: "ndarray".into(),
+            store: &mut store,
+            observer: &mut steps,
+        },
+    ))
+    .unwrap();
+    assert_eq!(steps.0, 0, "finished rounds are read back");
+    let by_kind: lab_core::methods::imp::ImpReport = serde_json::from_value(by_kind).unwrap();
+    // The read-back rounds went through JSON, which may move a loss's last bit.
+    assert_eq!(by_kind.rounds.len(), direct.rounds.len());
+    for (read, made) in by_kind.rounds.iter().zip(&direct.rounds) {
+        assert_eq!(read.layers, made.layers);
+        assert_eq!(read.early_stop_iteration, made.early_stop_iteration);
+        assert_eq!(read.test_accuracy, made.test_accuracy);
+        assert!((read.validation_loss - made.validation_loss).abs() < 1e-12);
+    }
+    let unknown = block_on(lab_core::report::registry::run_json(
+        "nope",
+        serde_json::json!({}),
+        &data,
+        &mut Session {
+            device,
+            backend: "ndarray".into(),
+            store: &mut store,
+            observer: &mut steps,
+        },
+    ));
+    assert!(
+        unknown
+            .unwrap_err()
+            .to_string()
+            .contains("known: imp, pai, dst")
+    );
 }

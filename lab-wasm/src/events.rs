@@ -4,14 +4,16 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use js_sys::{Function, Promise};
-use lab_core::base::mask::Mask;
+use lab_core::base::mask::{InputConnections, Mask};
 use lab_core::base::model::ModelKind;
 use lab_core::base::params::Weights;
+use lab_core::methods::pai::PaiResult;
 use lab_core::training::curve::EvalPoint;
 use lab_core::training::observer::{Observer, Pause, RunObserver};
 use lab_core::training::policy::MaskUpdate;
 use lab_core::training::result::RoundResult;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_time::{Duration, Instant};
@@ -62,6 +64,47 @@ pub struct JsObserver {
     pub report: Option<Rc<RefCell<Option<Value>>>>,
 }
 
+/// Every progress event the page receives, as `{type: "<kebab-case name>", …fields,
+/// context?}`: one enum, so a new event is added here and nowhere else in Rust.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Event<'a> {
+    Step {
+        iteration: usize,
+        total: usize,
+    },
+    Eval {
+        point: &'a EvalPoint,
+    },
+    MaskUpdate {
+        update: &'a MaskUpdate,
+        /// The first layer's connections per input pixel, for the page's live picture.
+        connections: Option<InputConnections>,
+    },
+    RoundStart {
+        round: usize,
+        weights_remaining: f64,
+        branch: &'a str,
+    },
+    Round {
+        branch: &'a str,
+        result: &'a RoundResult,
+    },
+    PaiResult {
+        result: &'a PaiResult,
+    },
+}
+
+/// The event names, for the page to check its handlers against (`Lab.eventTypes`).
+pub const EVENT_TYPES: [&str; 6] = [
+    "step",
+    "eval",
+    "mask-update",
+    "round-start",
+    "round",
+    "pai-result",
+];
+
 const FRAME: Duration = Duration::from_millis(16);
 const STEP_EVENT_EVERY: Duration = Duration::from_millis(100);
 
@@ -84,12 +127,10 @@ impl JsObserver {
         }
     }
 
-    pub fn emit(&self, kind: &str, mut payload: Value) {
-        if let Value::Object(map) = &mut payload {
-            map.insert("type".into(), kind.into());
-            if !self.context.is_null() {
-                map.insert("context".into(), self.context.clone());
-            }
+    pub fn emit(&self, event: Event) {
+        let mut payload = serde_json::to_value(&event).unwrap_or_default();
+        if let (Value::Object(map), false) = (&mut payload, self.context.is_null()) {
+            map.insert("context".into(), self.context.clone());
         }
         // An exception in the page's handler must not abort the experiment.
         let _ = self.callback.call1(&JsValue::NULL, &to_js(&payload));
@@ -103,20 +144,19 @@ impl Observer for JsObserver {
             .is_none_or(|at| at.elapsed() >= STEP_EVENT_EVERY);
         if due || iteration == total {
             self.last_step_event = Some(Instant::now());
-            self.emit("step", json!({ "iteration": iteration, "total": total }));
+            self.emit(Event::Step { iteration, total });
         }
     }
 
     fn on_eval(&mut self, point: &EvalPoint) {
-        self.emit("eval", json!({ "point": point }));
+        self.emit(Event::Eval { point });
     }
 
     fn on_mask_update(&mut self, update: &MaskUpdate, mask: &Mask) {
-        // The first layer's connections per input pixel, for the page's live picture.
-        self.emit(
-            "mask-update",
-            json!({ "update": update, "connections": mask.input_connections() }),
-        );
+        self.emit(Event::MaskUpdate {
+            update,
+            connections: mask.input_connections(),
+        });
     }
 
     fn cancelled(&self) -> bool {
@@ -136,15 +176,19 @@ impl Observer for JsObserver {
 
 impl RunObserver for JsObserver {
     fn on_round_start(&mut self, round: usize, weights_remaining: f64, label: &str) {
-        self.emit(
-            "round-start",
-            json!({ "round": round, "weights_remaining": weights_remaining, "branch": label }),
-        );
+        self.emit(Event::RoundStart {
+            round,
+            weights_remaining,
+            branch: label,
+        });
     }
 
     fn on_round(&mut self, result: &RoundResult, label: &str) {
         self.finished.push((label.to_string(), result.clone()));
-        self.emit("round", json!({ "branch": label, "result": result }));
+        self.emit(Event::Round {
+            branch: label,
+            result,
+        });
     }
 
     fn on_trained(&mut self, round: usize, mask: &Mask, weights: &Weights) {

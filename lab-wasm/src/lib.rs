@@ -39,6 +39,15 @@ use events::Trained;
 pub use events::next_tick;
 use store::JsStore;
 
+/// The `type`s of the progress events runs send (lab-wasm's `Event`, one serialised enum).
+#[wasm_bindgen(js_name = eventTypes)]
+pub fn event_types() -> js_sys::Array {
+    events::EVENT_TYPES
+        .iter()
+        .map(|t| JsValue::from_str(t))
+        .collect()
+}
+
 #[wasm_bindgen(start)]
 fn start() {
     console_error_panic_hook::set_once();

@@ -1,23 +1,21 @@
 //! Runs: IMP (and plain training, its one-round case), one pruning-at-initialisation
 //! experiment, sparse training; cancelling the run. The PaI sweep is in `sweep`.
 
-use std::rc::Rc;
-
 use js_sys::{Function, Promise};
-use lab_core::base::model::{ModelKind, Net};
+use lab_core::base::model::ModelKind;
 use lab_core::base::naming::with_defaults;
-use lab_core::methods::dst::{DstExperiment, run_dst};
+use lab_core::methods::dst::DstExperiment;
 use lab_core::methods::imp::{Control, ImpConfig, ImpReport, run_experiment};
-use lab_core::methods::pai::{PaiExperiment, run_pai};
+use lab_core::methods::pai::PaiExperiment;
+use lab_core::report::registry;
+use lab_core::training::experiment::{Data, Session};
 use lab_core::training::result::RoundResult;
-use lab_core::training::train::Prepared;
 use serde_json::{Value, json};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::events::{self, JsObserver};
-use crate::store::JsStore;
-use crate::{Backend, Lab, from_js, js_error};
+use crate::{Lab, from_js, js_error};
 
 #[wasm_bindgen]
 impl Lab {
@@ -113,32 +111,27 @@ impl Lab {
         }))
     }
 
+    /// Runs (or reads back) any experiment of lab-core's registry by its kind (`imp`, `pai`,
+    /// `dst`, `lmc`, `early-bird`, `transfer`) from partial JSON over its defaults, on the
+    /// loaded data set. Emits the typed progress events and resolves to the report.
+    pub fn run(
+        &self,
+        kind: String,
+        config: JsValue,
+        on_event: Function,
+    ) -> Result<Promise, JsValue> {
+        self.run_kind(kind, from_js(&config)?, Value::Null, on_event)
+    }
+
     /// Runs one pruning-at-initialisation experiment (`PaiExperiment` JSON). Resolves to
     /// its `PaiResult`.
     #[wasm_bindgen(js_name = runPai)]
     pub fn run_pai(&self, experiment: JsValue, on_event: Function) -> Result<Promise, JsValue> {
-        let experiment = with_defaults(&PaiExperiment::default(), from_js(&experiment)?)
+        let settings: Value = from_js(&experiment)?;
+        let experiment = with_defaults(&PaiExperiment::default(), settings.clone())
             .map_err(|e| js_error(format!("bad experiment: {e}")))?;
         let context = json!({ "score": experiment.pai.score.name(), "compression": experiment.pai.compression });
-        let subsets = (experiment.train_subset, experiment.eval_subset);
-        self.run_single(
-            on_event,
-            context,
-            experiment.model,
-            subsets,
-            move |mut run| async move {
-                run_pai::<Net>(
-                    &experiment,
-                    &run.prepared,
-                    &run.backend.device,
-                    run.backend.kind.name(),
-                    &mut run.store,
-                    &mut run.observer,
-                )
-                .await
-                .map_err(js_error)
-            },
-        )
+        self.run_kind("pai".into(), settings, context, on_event)
     }
 
     /// Runs one sparse-training experiment (`DstExperiment` JSON over its defaults; an
@@ -147,31 +140,18 @@ impl Lab {
     /// resolves to its `DstResult` (`lth dst`'s report is a list of them).
     #[wasm_bindgen(js_name = runDst)]
     pub fn run_dst(&self, experiment: JsValue, on_event: Function) -> Result<Promise, JsValue> {
-        let experiment = with_defaults(&DstExperiment::new(), from_js(&experiment)?)
+        let settings: Value = from_js(&experiment)?;
+        let experiment = with_defaults(&DstExperiment::new(), settings.clone())
             .map_err(|e| js_error(format!("bad experiment: {e}")))?;
         if experiment.initial_mask.is_some() {
             return Err(js_error("the page starts DST from random masks only"));
         }
         let context = json!({ "method": experiment.sparse.method.name(), "density": experiment.sparse.density });
-        let subsets = (experiment.train_subset, experiment.eval_subset);
-        self.run_single(
-            on_event,
+        self.run_kind(
+            "dst".into(),
+            json!({ "experiment": settings }),
             context,
-            experiment.model,
-            subsets,
-            move |mut run| async move {
-                run_dst::<Net>(
-                    &experiment,
-                    None,
-                    &run.prepared,
-                    &run.backend.device,
-                    run.backend.kind.name(),
-                    &mut run.store,
-                    &mut run.observer,
-                )
-                .await
-                .map_err(js_error)
-            },
+            on_event,
         )
     }
 
@@ -185,52 +165,52 @@ impl Lab {
     }
 }
 
-/// What [`Lab::run_single`] hands its experiment.
-struct SingleRun {
-    backend: Rc<Backend>,
-    prepared: Prepared,
-    store: JsStore,
-    observer: JsObserver,
-}
-
 impl Lab {
-    /// Runs one experiment (`run`) on the lab's backend and data (limited to `subsets`, train
-    /// and evaluation), with an observer that sends `on_event` the `context`; the promise
-    /// resolves to the result as JSON.
-    fn run_single<T, F, Fut>(
+    /// Runs the registry's experiment `kind` on the lab's backend and data, with an observer
+    /// that sends `on_event` the `context`; the promise resolves to the report as JSON.
+    fn run_kind(
         &self,
-        on_event: Function,
+        kind: String,
+        config: Value,
         context: Value,
-        model: ModelKind,
-        subsets: (Option<usize>, Option<usize>),
-        run: F,
-    ) -> Result<Promise, JsValue>
-    where
-        T: serde::Serialize,
-        F: FnOnce(SingleRun) -> Fut + 'static,
-        Fut: std::future::Future<Output = Result<T, JsValue>> + 'static,
-    {
+        on_event: Function,
+    ) -> Result<Promise, JsValue> {
+        let described = registry::describe(&kind, config.clone()).map_err(js_error)?;
         let (backend, data, busy) = self.begin()?;
+        if let Some(missing) = described.datasets.iter().find(|&&d| d != data.kind) {
+            return Err(js_error(format!(
+                "{kind} needs {}, and the page has {} loaded",
+                missing.name(),
+                data.kind.name()
+            )));
+        }
         let mut observer = JsObserver::new(on_event, self.cancel.clone(), self.trained.clone());
         observer.context = context;
-        observer.model = model;
-        let store = self.store.clone();
+        observer.model = model_of(&config).unwrap_or(observer.model);
+        let mut store = self.store.clone();
         Ok(future_to_promise(async move {
             let _busy = busy;
-            let data = data.limited(subsets.0, subsets.1);
-            let prepared = Prepared::new(&data, &backend.device);
-            let single = SingleRun {
-                backend,
-                prepared,
-                store,
-                observer,
+            let mut session = Session {
+                device: backend.device.clone(),
+                backend: backend.kind.name().into(),
+                store: &mut store,
+                observer: &mut observer,
             };
-            let result = run(single).await?;
-            Ok(events::to_js(
-                &serde_json::to_value(&result).map_err(js_error)?,
-            ))
+            let data = Data::one(data.kind, &data);
+            let report = registry::run_json(&kind, config, &data, &mut session)
+                .await
+                .map_err(js_error)?;
+            Ok(events::to_js(&report))
         }))
     }
+}
+
+/// The model a config names (`model`, or one level down), so the trained network kept for
+/// the digit pad is built as the right architecture.
+fn model_of(config: &Value) -> Option<ModelKind> {
+    let direct = config.get("model");
+    let nested = || config.as_object()?.values().find_map(|v| v.get("model"));
+    serde_json::from_value(direct.or_else(nested)?.clone()).ok()
 }
 
 /// The results of the finished rounds of `branch`, in order.

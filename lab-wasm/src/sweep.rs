@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::events::{self, JsObserver};
+use crate::events::{self, Event, JsObserver};
 use crate::{Lab, from_js, js_error};
 
 /// A pruning-at-initialisation sweep of the page (see [`Lab::run_pai_sweep`]).
@@ -84,7 +84,7 @@ impl Lab {
                 .map_err(js_error)?;
                 // The page keeps each result as it arrives: a cancelled sweep still saves
                 // `lth pai`'s format for what finished.
-                observer.emit("pai-result", json!({ "result": &result }));
+                observer.emit(Event::PaiResult { result: &result });
                 let as_round = result.as_round(round);
                 observer.on_round(&as_round, "ticket");
                 rounds.push(as_round);

@@ -10,8 +10,9 @@ use lab_core::methods::pai::PaiResult;
 use lab_core::report::reproduce::{Reproduction, SeedRun, group_order, markdown_table};
 use serde::Serialize;
 
+use super::dir::SweepDir;
 use super::lock;
-use super::plan::{Entry, Plan, SweepDir};
+use super::plan::{Entry, Plan};
 use super::worker::{DONE, Done, FAILED, LOCK};
 use crate::output::{write_chart, write_file, write_json};
 

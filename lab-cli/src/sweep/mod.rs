@@ -4,6 +4,7 @@
 //! keep the skip-if-done records of the commands they are, so a resubmission continues.
 
 mod collect;
+mod dir;
 mod lock;
 mod plan;
 mod submit;
@@ -11,10 +12,10 @@ mod worker;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 
-pub use plan::SweepDir;
+use dir::SweepDir;
 use plan::{Plan, SweepFile};
 use submit::SlurmOptions;
 use worker::Outcome;
@@ -59,7 +60,7 @@ struct RunArgs {
     #[arg(long)]
     index: Option<usize>,
     /// Processes running entries at once (without an index).
-    #[arg(long, default_value_t = default_workers())]
+    #[arg(long, default_value_t = available_threads())]
     workers: usize,
     /// Threads of each worker (default: the cores shared among the workers).
     #[arg(long)]
@@ -118,10 +119,6 @@ struct SubmitArgs {
 
 /// The pool's default size, from `docs/measurements.md`'s sweep table: on the 2-core machine
 /// two 1-thread workers beat one 2-thread worker for the lab's small networks.
-fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 fn available_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -138,19 +135,6 @@ impl Where {
     }
 }
 
-/// The entry a scheduler gave this task, if any.
-fn scheduled_index() -> Result<Option<usize>> {
-    for variable in ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"] {
-        if let Ok(value) = std::env::var(variable) {
-            return match value.trim().parse() {
-                Ok(index) => Ok(Some(index)),
-                Err(_) => bail!("{variable}={value} is not an entry index"),
-            };
-        }
-    }
-    Ok(None)
-}
-
 /// Runs every unfinished entry of `file` with the local pool, then collects into `out`,
 /// requiring every entry (what `lth reproduce` does with its predefined sweep).
 pub fn run_and_collect(
@@ -165,7 +149,7 @@ pub fn run_and_collect(
         root: out.to_path_buf(),
     };
     let plan = dir.freeze(file)?;
-    let workers = workers.unwrap_or_else(default_workers).max(1);
+    let workers = workers.unwrap_or_else(available_threads).max(1);
     let threads = threads.unwrap_or_else(|| (available_threads() / workers).max(1));
     worker::run_pool(&dir, &plan, file, workers, threads, data, quiet)?;
     collect::collect(&dir, &plan, out, true)
@@ -195,7 +179,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
             let (dir, plan) = run.place.open()?;
             let index = match run.index {
                 Some(index) => Some(index),
-                None => scheduled_index()?,
+                None => worker::scheduled_index()?,
             };
             match index {
                 Some(index) => {

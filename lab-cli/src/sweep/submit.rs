@@ -8,7 +8,8 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use super::plan::{Plan, SweepDir};
+use super::dir::SweepDir;
+use super::plan::Plan;
 
 #[derive(Args, Debug, Clone)]
 pub struct SlurmOptions {

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use super::dir::SweepDir;
 use super::lock::{self, try_claim};
-use super::plan::{Entry, Plan, SweepDir};
+use super::plan::{Entry, Plan};
 
 /// What a finished entry leaves beside its report: `done.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -235,4 +236,17 @@ pub fn run_pool(
         );
     }
     Ok(())
+}
+
+/// The entry a scheduler gave this task, if any.
+pub fn scheduled_index() -> Result<Option<usize>> {
+    for variable in ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"] {
+        if let Ok(value) = std::env::var(variable) {
+            return match value.trim().parse() {
+                Ok(index) => Ok(Some(index)),
+                Err(_) => bail!("{variable}={value} is not an entry index"),
+            };
+        }
+    }
+    Ok(None)
 }

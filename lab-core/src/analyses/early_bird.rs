@@ -43,6 +43,7 @@ use web_time::Instant;
 use crate::base::chart::{Chart, Series};
 use crate::base::data::DatasetKind;
 use crate::base::error::ConfigError;
+use crate::base::keys::AnalysisKeys;
 use crate::base::mask::Mask;
 use crate::base::mask::masked_weights;
 use crate::base::model::Net;
@@ -263,7 +264,8 @@ pub async fn run_early_bird<M: Architecture>(
 ) -> Result<EarlyBirdReport, EarlyBirdError> {
     experiment.validate()?;
     let run = experiment.run_name();
-    write_json(store, &format!("{run}/config.json"), experiment)?;
+    let keys = AnalysisKeys { run: run.clone() };
+    write_json(store, &keys.config(), experiment)?;
     let device = device.clone().autodiff();
     let imp_config = experiment.imp_config();
     let imp_results =
@@ -281,8 +283,8 @@ pub async fn run_early_bird<M: Architecture>(
     let dense_mask = Mask::dense_for(&theta0);
     let train = experiment.train.for_replicate(experiment.seed);
 
-    let draws_key = format!("{run}/draws.json");
-    let dense_key = format!("{run}/dense.json");
+    let draws_key = keys.draws();
+    let dense_key = keys.dense();
     let (draws, dense) = match (
         read_json::<Vec<Draw>>(store, &draws_key),
         read_json::<RoundResult>(store, &dense_key),
@@ -378,7 +380,7 @@ pub async fn run_early_bird<M: Architecture>(
                 Retrain::Init => ("ticket-at", 0),
                 Retrain::Continue => ("continue-at", at),
             };
-            let key = format!("{run}/{name}-{at:06}/result.json");
+            let key = keys.retrained(name, at);
             let training = match read_json::<RoundResult>(store, &key) {
                 Some(done) => done?,
                 None => {
@@ -550,27 +552,6 @@ pub fn table(report: &EarlyBirdReport) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_early_bird_is_the_first_draw_close_to_each_of_the_window_before_it() {
-        // Draws on a line: the distance between draws i and j is |x_i − x_j|.
-        let x = [0.0, 0.5, 0.55, 0.58, 0.6, 0.61, 0.615];
-        let distance = |i: usize, j: usize| f64::abs(x[i] - x[j]);
-        let c = |epsilon, window| Criterion { epsilon, window };
-        // Window 2 is the consecutive distance: 0.05 from draw 1 to 2.
-        assert_eq!(emergence(x.len(), &distance, c(0.051, 2)), Some(2));
-        // Window 3: draw 3 is 0.08 from draw 1; draw 4 is 0.05 and 0.02 from draws 2, 3.
-        assert_eq!(emergence(x.len(), &distance, c(0.051, 3)), Some(4));
-        // Window 5 (the reference's): draw 6 is 0.065 from draw 2; no draw within 0.051.
-        assert_eq!(emergence(x.len(), &distance, c(0.051, 5)), None);
-        assert_eq!(emergence(x.len(), &distance, c(0.07, 5)), Some(6));
-        assert_eq!(emergence(x.len(), &distance, c(1.0, 5)), Some(4));
-    }
-}
-
 /// An early-bird analysis as every face runs it: the experiment, the stopping criteria to
 /// apply to its draws, and which retrainings to make of each bird.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -628,5 +609,26 @@ impl Experiment for EarlyBirdRun {
             session.observer,
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_early_bird_is_the_first_draw_close_to_each_of_the_window_before_it() {
+        // Draws on a line: the distance between draws i and j is |x_i − x_j|.
+        let x = [0.0, 0.5, 0.55, 0.58, 0.6, 0.61, 0.615];
+        let distance = |i: usize, j: usize| f64::abs(x[i] - x[j]);
+        let c = |epsilon, window| Criterion { epsilon, window };
+        // Window 2 is the consecutive distance: 0.05 from draw 1 to 2.
+        assert_eq!(emergence(x.len(), &distance, c(0.051, 2)), Some(2));
+        // Window 3: draw 3 is 0.08 from draw 1; draw 4 is 0.05 and 0.02 from draws 2, 3.
+        assert_eq!(emergence(x.len(), &distance, c(0.051, 3)), Some(4));
+        // Window 5 (the reference's): draw 6 is 0.065 from draw 2; no draw within 0.051.
+        assert_eq!(emergence(x.len(), &distance, c(0.051, 5)), None);
+        assert_eq!(emergence(x.len(), &distance, c(0.07, 5)), Some(6));
+        assert_eq!(emergence(x.len(), &distance, c(1.0, 5)), Some(4));
     }
 }

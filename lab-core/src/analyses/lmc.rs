@@ -28,6 +28,7 @@ use web_time::Instant;
 use crate::base::chart::{Chart, Series};
 use crate::base::data::DatasetKind;
 use crate::base::error::ConfigError;
+use crate::base::keys::AnalysisKeys;
 use crate::base::keys::RunKeys;
 use crate::base::mask::Mask;
 use crate::base::model::Net;
@@ -249,10 +250,6 @@ pub async fn evaluate_path<M: Architecture>(
     Ok(path)
 }
 
-fn result_key(run: &str, k: usize) -> String {
-    format!("{run}/k-{k:06}/result.json")
-}
-
 /// The instability at split iteration `k` (or its record): θk, the two copies, the line.
 pub async fn run_lmc<M: Architecture>(
     experiment: &LmcExperiment,
@@ -271,11 +268,12 @@ pub async fn run_lmc<M: Architecture>(
         .into());
     }
     let run = experiment.run_name();
-    let key = result_key(&run, k);
+    let keys = AnalysisKeys { run: run.clone() };
+    let key = keys.split(k);
     if let Some(done) = read_json::<LmcResult>(store, &key) {
         return Ok(done?);
     }
-    write_json(store, &format!("{run}/config.json"), experiment)?;
+    write_json(store, &keys.config(), experiment)?;
     let started = Instant::now();
     let device = device.clone().autodiff();
     let theta0: M = init_model(experiment.model, experiment.seed, &device);
@@ -504,6 +502,76 @@ pub fn table(results: &[LmcResult]) -> String {
     out
 }
 
+/// The instability of one network at several split points, as every face runs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LmcRun {
+    pub experiment: LmcExperiment,
+    /// Split iterations k (each a record of its own under the experiment's run).
+    pub ks: Vec<usize>,
+}
+
+impl Default for LmcRun {
+    fn default() -> Self {
+        Self {
+            experiment: LmcExperiment::new(),
+            ks: vec![0],
+        }
+    }
+}
+
+impl Experiment for LmcRun {
+    const KIND: &'static str = "lmc";
+    type Report = Vec<LmcResult>;
+    type Error = LmcError;
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.experiment.validate()?;
+        if self.ks.is_empty() {
+            return Err(ConfigError::new("give at least one split point k"));
+        }
+        Ok(())
+    }
+
+    fn run_name(&self) -> String {
+        self.experiment.run_name()
+    }
+
+    fn datasets(&self) -> Vec<DatasetKind> {
+        vec![self.experiment.dataset]
+    }
+
+    async fn run(
+        &self,
+        data: &Data<'_>,
+        session: &mut Session<'_>,
+    ) -> Result<Vec<LmcResult>, LmcError> {
+        Experiment::validate(self)?;
+        let experiment = &self.experiment;
+        let subsets = (experiment.train_subset, experiment.eval_subset);
+        let prepared = data.prepared(experiment.dataset, subsets, &session.device)?;
+        let mut results = Vec::with_capacity(self.ks.len());
+        for &k in &self.ks {
+            let result = run_lmc::<Net>(
+                experiment,
+                k,
+                &prepared,
+                &session.device,
+                session.store,
+                session.observer,
+            )
+            .await?;
+            results.push(result);
+            session.observer.on_report(&json(&results));
+        }
+        Ok(results)
+    }
+}
+
+/// A partial report for the observer (serialising plain records cannot fail).
+fn json<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -575,74 +643,4 @@ mod tests {
         let mid = interpolate(&a, &b, 0.5);
         assert!((mid["w"].values[0] - 3.55).abs() < 1e-6);
     }
-}
-
-/// The instability of one network at several split points, as every face runs it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LmcRun {
-    pub experiment: LmcExperiment,
-    /// Split iterations k (each a record of its own under the experiment's run).
-    pub ks: Vec<usize>,
-}
-
-impl Default for LmcRun {
-    fn default() -> Self {
-        Self {
-            experiment: LmcExperiment::new(),
-            ks: vec![0],
-        }
-    }
-}
-
-impl Experiment for LmcRun {
-    const KIND: &'static str = "lmc";
-    type Report = Vec<LmcResult>;
-    type Error = LmcError;
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        self.experiment.validate()?;
-        if self.ks.is_empty() {
-            return Err(ConfigError::new("give at least one split point k"));
-        }
-        Ok(())
-    }
-
-    fn run_name(&self) -> String {
-        self.experiment.run_name()
-    }
-
-    fn datasets(&self) -> Vec<DatasetKind> {
-        vec![self.experiment.dataset]
-    }
-
-    async fn run(
-        &self,
-        data: &Data<'_>,
-        session: &mut Session<'_>,
-    ) -> Result<Vec<LmcResult>, LmcError> {
-        Experiment::validate(self)?;
-        let experiment = &self.experiment;
-        let subsets = (experiment.train_subset, experiment.eval_subset);
-        let prepared = data.prepared(experiment.dataset, subsets, &session.device)?;
-        let mut results = Vec::with_capacity(self.ks.len());
-        for &k in &self.ks {
-            let result = run_lmc::<Net>(
-                experiment,
-                k,
-                &prepared,
-                &session.device,
-                session.store,
-                session.observer,
-            )
-            .await?;
-            results.push(result);
-            session.observer.on_report(&json(&results));
-        }
-        Ok(results)
-    }
-}
-
-/// A partial report for the observer (serialising plain records cannot fail).
-fn json<T: Serialize>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or_default()
 }

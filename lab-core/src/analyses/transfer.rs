@@ -17,6 +17,7 @@ use web_time::Instant;
 use crate::base::chart::{Chart, Series};
 use crate::base::data::DatasetKind;
 use crate::base::error::ConfigError;
+use crate::base::keys::AnalysisKeys;
 use crate::base::keys::RunKeys;
 use crate::base::mask::masked_weights;
 use crate::base::model::Net;
@@ -136,15 +137,6 @@ pub struct TransferReport {
     pub rounds: Vec<TransferRound>,
 }
 
-/// Keys of one branch of one round.
-pub fn start_key(run: &str, round: usize, branch: &str) -> String {
-    format!("{run}/round-{round:02}/{branch}/start.safetensors")
-}
-
-fn result_key(run: &str, round: usize, branch: &str) -> String {
-    format!("{run}/round-{round:02}/{branch}/result.json")
-}
-
 /// Runs (or reads back) IMP on both data sets and the three source-derived branches of every
 /// ticket round on the target.
 pub async fn run_transfer<M: Architecture>(
@@ -157,7 +149,8 @@ pub async fn run_transfer<M: Architecture>(
 ) -> Result<TransferReport, TransferError> {
     experiment.validate()?;
     let run = experiment.run_name();
-    write_json(store, &format!("{run}/config.json"), experiment)?;
+    let keys = AnalysisKeys { run: run.clone() };
+    write_json(store, &keys.config(), experiment)?;
     let device = device.clone().autodiff();
     let source_imp = experiment.imp_config(experiment.source);
     let target_imp = experiment.imp_config(experiment.target);
@@ -181,7 +174,7 @@ pub async fn run_transfer<M: Architecture>(
             })?;
         let mut results = Vec::with_capacity(BRANCHES.len());
         for branch in BRANCHES {
-            let key = result_key(&run, round, branch);
+            let key = keys.branch_result(round, branch);
             if let Some(done) = read_json::<RoundResult>(store, &key) {
                 results.push(done?);
                 continue;
@@ -217,7 +210,7 @@ pub async fn run_transfer<M: Architecture>(
                 ..ticket.provenance.clone()
             };
             store.write(
-                &start_key(&run, round, branch),
+                &keys.branch_start(round, branch),
                 &Ticket {
                     mask: mask.clone(),
                     weights: weights.clone(),
@@ -342,34 +335,6 @@ pub fn table(report: &TransferReport) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn empty_subsets_and_same_data_sets_are_refused() {
-        assert!(TransferExperiment::new().validate().is_ok());
-        assert!(
-            TransferExperiment::new()
-                .with_train_subset(Some(0))
-                .validate()
-                .is_err()
-        );
-        assert!(
-            TransferExperiment::new()
-                .with_eval_subset(Some(0))
-                .validate()
-                .is_err()
-        );
-        assert!(
-            TransferExperiment::new()
-                .with_target(DatasetKind::Mnist)
-                .validate()
-                .is_err()
-        );
-    }
-}
-
 impl Default for TransferExperiment {
     fn default() -> Self {
         Self::new()
@@ -410,5 +375,33 @@ impl Experiment for TransferExperiment {
             session.observer,
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_subsets_and_same_data_sets_are_refused() {
+        assert!(TransferExperiment::new().validate().is_ok());
+        assert!(
+            TransferExperiment::new()
+                .with_train_subset(Some(0))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            TransferExperiment::new()
+                .with_eval_subset(Some(0))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            TransferExperiment::new()
+                .with_target(DatasetKind::Mnist)
+                .validate()
+                .is_err()
+        );
     }
 }

@@ -277,11 +277,14 @@ mod tests {
 
     /// The x position of the tick label `text` in an SVG, if it is drawn.
     fn label_x(svg: &str, text: &str) -> Option<f64> {
-        let end = svg.find(&format!(">{text}</text>"))?;
-        let start = svg[..end].rfind("<text")?;
-        let tag = &svg[start..end];
-        let x = tag.split("x=\"").nth(1)?.split('"').next()?;
-        x.parse().ok()
+        svg.split("<text").skip(1).find_map(|element| {
+            let (tag, rest) = element.split_once('>')?;
+            let content = rest.split("</text>").next()?.trim();
+            if content != text {
+                return None;
+            }
+            tag.split("x=\"").nth(1)?.split('"').next()?.parse().ok()
+        })
     }
 
     #[test]

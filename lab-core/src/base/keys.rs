@@ -87,3 +87,37 @@ impl PaiKeys {
         format!("{}/result.json", self.run)
     }
 }
+
+/// Record keys of the analyses that train through IMP: `<run>/config.json` and their own
+/// results (LMC's split points, early-bird's draws and retrainings, transfer's branches).
+pub struct AnalysisKeys {
+    pub run: String,
+}
+
+impl AnalysisKeys {
+    pub fn config(&self) -> String {
+        format!("{}/config.json", self.run)
+    }
+    /// LMC: the line between two copies split at iteration `k`.
+    pub fn split(&self, k: usize) -> String {
+        format!("{}/k-{k:06}/result.json", self.run)
+    }
+    /// Early-bird: the Hamming distances between draws, and the dense run that made them.
+    pub fn draws(&self) -> String {
+        format!("{}/draws.json", self.run)
+    }
+    pub fn dense(&self) -> String {
+        format!("{}/dense.json", self.run)
+    }
+    /// Early-bird: a bird drawn at `at` retrained as `name` (`ticket-at`, `continue-at`).
+    pub fn retrained(&self, name: &str, at: usize) -> String {
+        format!("{}/{name}-{at:06}/result.json", self.run)
+    }
+    /// Transfer: what a branch of a round starts from, and its result.
+    pub fn branch_start(&self, round: usize, branch: &str) -> String {
+        format!("{}/round-{round:02}/{branch}/start.safetensors", self.run)
+    }
+    pub fn branch_result(&self, round: usize, branch: &str) -> String {
+        format!("{}/round-{round:02}/{branch}/result.json", self.run)
+    }
+}

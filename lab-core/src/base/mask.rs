@@ -319,6 +319,21 @@ impl Mask {
     }
 }
 
+/// Zeroes the masked-out entries of host weights.
+pub fn masked_weights(weights: &Weights, mask: &Mask) -> Weights {
+    let mut out = weights.clone();
+    for layer in &mask.layers {
+        if let Some(tensor) = out.get_mut(&layer.name) {
+            for (value, &keep) in tensor.values.iter_mut().zip(&layer.keep) {
+                if !keep {
+                    *value = 0.0;
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -373,19 +388,4 @@ mod tests {
         assert!(pruned.is_subset_of(&dense));
         assert!(!dense.is_subset_of(&pruned));
     }
-}
-
-/// Zeroes the masked-out entries of host weights.
-pub fn masked_weights(weights: &Weights, mask: &Mask) -> Weights {
-    let mut out = weights.clone();
-    for layer in &mask.layers {
-        if let Some(tensor) = out.get_mut(&layer.name) {
-            for (value, &keep) in tensor.values.iter_mut().zip(&layer.keep) {
-                if !keep {
-                    *value = 0.0;
-                }
-            }
-        }
-    }
-    out
 }

@@ -195,6 +195,19 @@ impl Ticket {
     }
 }
 
+/// The ticket file stored under `key`, if there is one; a damaged file is an error.
+pub fn read_ticket(store: &dyn RunStore, key: &str) -> Result<Option<Ticket>, StoreError> {
+    store
+        .read(key)
+        .map(|bytes| {
+            Ticket::from_safetensors(&bytes).map_err(|e| StoreError::Corrupt {
+                key: key.into(),
+                reason: e.to_string(),
+            })
+        })
+        .transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,17 +338,4 @@ mod tests {
             Err(TicketError::Missing(_))
         ));
     }
-}
-
-/// The ticket file stored under `key`, if there is one; a damaged file is an error.
-pub fn read_ticket(store: &dyn RunStore, key: &str) -> Result<Option<Ticket>, StoreError> {
-    store
-        .read(key)
-        .map(|bytes| {
-            Ticket::from_safetensors(&bytes).map_err(|e| StoreError::Corrupt {
-                key: key.into(),
-                reason: e.to_string(),
-            })
-        })
-        .transpose()
 }

@@ -30,29 +30,33 @@ pub fn summarise(
 /// Test accuracy at early stop vs % of weights remaining (the LTH figure), one line per
 /// labelled group of runs (e.g. ticket, reinit, random-prune; several seeds each).
 pub fn accuracy_vs_remaining(groups: &[(String, Vec<Vec<RoundResult>>)]) -> Chart {
-    Chart {
-        title: "Test accuracy at early stop".into(),
-        x_label: "% of weights remaining (log)".into(),
-        y_label: "test accuracy (%)".into(),
-        log_x: true,
-        log_y: false,
-        legend_top: false,
-        series: groups
-            .iter()
-            .map(|(label, runs)| Series {
-                label: label.clone(),
-                points: summarise(runs, |r| 100.0 * r.test_accuracy),
-            })
-            .collect(),
-    }
+    vs_remaining(
+        groups,
+        "Test accuracy at early stop",
+        "test accuracy (%)",
+        |r| 100.0 * r.test_accuracy,
+    )
 }
 
 /// Early-stop iteration vs % of weights remaining.
 pub fn early_stop_vs_remaining(groups: &[(String, Vec<Vec<RoundResult>>)]) -> Chart {
+    let title = "Early-stop iteration (minimum validation loss)";
+    vs_remaining(groups, title, "iteration", |r| {
+        r.early_stop_iteration as f64
+    })
+}
+
+/// `metric` of each group's rounds against % of weights remaining, on the paper's log axis.
+fn vs_remaining(
+    groups: &[(String, Vec<Vec<RoundResult>>)],
+    title: &str,
+    y_label: &str,
+    metric: impl Fn(&RoundResult) -> f64 + Copy,
+) -> Chart {
     Chart {
-        title: "Early-stop iteration (minimum validation loss)".into(),
+        title: title.into(),
         x_label: "% of weights remaining (log)".into(),
-        y_label: "iteration".into(),
+        y_label: y_label.into(),
         log_x: true,
         log_y: false,
         legend_top: false,
@@ -60,7 +64,7 @@ pub fn early_stop_vs_remaining(groups: &[(String, Vec<Vec<RoundResult>>)]) -> Ch
             .iter()
             .map(|(label, runs)| Series {
                 label: label.clone(),
-                points: summarise(runs, |r| r.early_stop_iteration as f64),
+                points: summarise(runs, metric),
             })
             .collect(),
     }

@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::base::error::ConfigError;
 use crate::base::params::{HostTensor, Weights};
 use crate::base::store::{RunStore, StoreError};
 use crate::training::curve::{EvalPoint, MaskDynamics, TimeSplit};
@@ -23,6 +24,28 @@ pub struct Checkpointing<'a> {
     pub key: String,
     /// Iterations between checkpoints (0 = never).
     pub every: usize,
+}
+
+impl Checkpointing<'_> {
+    /// Whether the run checkpoints after finished iteration `iteration` of `total` (never
+    /// after the last: the finished round's own record replaces the checkpoint).
+    pub fn due(&self, iteration: usize, total: usize) -> bool {
+        self.every > 0 && iteration.is_multiple_of(self.every) && iteration < total
+    }
+
+    /// The checkpoint to resume from, if one was saved.
+    pub fn load(&self) -> Result<Option<Checkpoint>, StoreError> {
+        Checkpoint::load(&*self.store, &self.key)
+    }
+
+    /// Writes `checkpoint` over the previous one (atomically: a kill leaves one or the other).
+    pub fn save(&mut self, checkpoint: Checkpoint) -> Result<(), StoreError> {
+        let bytes = checkpoint.encode().map_err(|e| StoreError::Corrupt {
+            key: self.key.clone(),
+            reason: e.0,
+        })?;
+        self.store.write(&self.key, &bytes)
+    }
 }
 
 /// What a run had done when it checkpointed.
@@ -40,6 +63,30 @@ pub struct Progress {
     /// The mask, explored set and updates of a run whose mask changes.
     #[serde(default)]
     pub dynamics: Option<MaskDynamics>,
+}
+
+impl Progress {
+    /// Refuses to resume a run that is not the one this checkpoint was saved by: another
+    /// start, a shorter schedule, or a mask that moves in one and not the other.
+    pub fn check_resumes(
+        &self,
+        start: usize,
+        iterations: usize,
+        moving_mask: bool,
+    ) -> Result<(), ConfigError> {
+        if self.start != start || self.iteration > iterations {
+            return Err(ConfigError(format!(
+                "the checkpoint ran from iteration {} to {}, this run goes from {start} to {iterations}",
+                self.start, self.iteration
+            )));
+        }
+        if self.dynamics.is_some() != moving_mask {
+            return Err(ConfigError::new(
+                "the checkpoint and this run disagree on whether the mask changes",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A checkpoint that could not be encoded or decoded.

@@ -474,22 +474,14 @@ pub async fn train_scheduled<M: Classifier>(
     );
     let began = Instant::now();
     let saved = match &schedule.checkpoint {
-        Some(c) => Checkpoint::load(&*c.store, &c.key)?,
+        Some(c) => c.load()?,
         None => None,
     };
     let (mut curve, mut time, mut snapshot, done, earlier_wall) = match saved {
         Some(saved) => {
-            if saved.progress.start != start || saved.progress.iteration > config.iterations {
-                return Err(TrainError::Config(ConfigError(format!(
-                    "the checkpoint ran from iteration {} to {}, this run goes from {start} to {}",
-                    saved.progress.start, saved.progress.iteration, config.iterations
-                ))));
-            }
-            if saved.progress.dynamics.is_some() != dynamics.is_some() {
-                return Err(TrainError::Config(ConfigError::new(
-                    "the checkpoint and this run disagree on whether the mask changes",
-                )));
-            }
+            saved
+                .progress
+                .check_resumes(start, config.iterations, dynamics.is_some())?;
             model = load_weights(model, &saved.weights);
             if let Some(saved_dynamics) = saved.progress.dynamics.clone() {
                 model = stepper.set_mask(model, &saved_dynamics.mask, &device);
@@ -551,32 +543,16 @@ pub async fn train_scheduled<M: Classifier>(
             }
             _ => model = stepper.step(model, images, labels, learning_rate),
         }
-        if let (Some(p), Some(d)) = (updating, dynamics.as_mut()) {
-            let weights = read_weights(&model).await?;
-            let next = p.update(&UpdateContext {
-                iteration,
-                total: config.iterations,
-                mask: &d.mask,
-                explored: &d.explored,
-                weights: &weights,
+        if let (Some(policy), Some(dynamics)) = (updating, dynamics.as_mut()) {
+            let at = (iteration, config.iterations);
+            let update = MaskStep {
+                policy,
+                dynamics,
                 gradient: gradient.as_ref(),
-            });
-            let (dropped, grown) = changes(&d.mask, &next);
-            if let Some(values) = p.grow_values() {
-                model = load_weights(model, &with_grown_values(weights, &d.mask, &next, values));
-            }
-            explore(&mut d.explored, &next);
-            model = stepper.set_mask(model, &next, &device);
-            let update = MaskUpdate {
-                iteration,
-                density: next.density(),
-                explored: d.explored.density(),
-                dropped,
-                grown,
             };
-            d.mask = next;
-            observer.on_mask_update(&update, &d.mask);
-            d.updates.push(update);
+            model = update
+                .apply(model, at, &mut stepper, &device, observer)
+                .await?;
         }
         time.data += (built - started).as_secs_f64();
         time.training += built.elapsed().as_secs_f64();
@@ -593,9 +569,7 @@ pub async fn train_scheduled<M: Classifier>(
             curve.push(point);
         }
         if let Some(checkpointing) = schedule.checkpoint.as_mut()
-            && checkpointing.every > 0
-            && iteration.is_multiple_of(checkpointing.every)
-            && iteration < config.iterations
+            && checkpointing.due(iteration, config.iterations)
         {
             let checkpoint = Checkpoint {
                 progress: Progress {
@@ -613,14 +587,7 @@ pub async fn train_scheduled<M: Classifier>(
                 },
                 optimizer: stepper.optimizer.read_state().await?,
             };
-            let bytes =
-                checkpoint
-                    .encode()
-                    .map_err(|e| crate::base::store::StoreError::Corrupt {
-                        key: checkpointing.key.clone(),
-                        reason: e.0,
-                    })?;
-            checkpointing.store.write(&checkpointing.key, &bytes)?;
+            checkpointing.save(checkpoint)?;
         }
         if let Some(pause) = observer.pause() {
             pause.await;
@@ -653,6 +620,57 @@ pub async fn train_scheduled<M: Classifier>(
         mask_updates,
         resumed_wall_seconds: earlier_wall,
     })
+}
+
+/// One mask update of a policy, after a training step.
+struct MaskStep<'a> {
+    policy: &'a dyn MaskPolicy,
+    dynamics: &'a mut MaskDynamics,
+    /// The step's dense gradient, when the policy asked for it.
+    gradient: Option<&'a Weights>,
+}
+
+impl MaskStep<'_> {
+    /// Asks the policy for the next mask after finished iteration `at.0` of `at.1`, starts
+    /// grown connections from the policy's values, moves the device mask, and records and
+    /// reports the update.
+    async fn apply<M: Classifier>(
+        self,
+        model: M,
+        (iteration, total): (usize, usize),
+        stepper: &mut Stepper,
+        device: &Device,
+        observer: &mut dyn Observer,
+    ) -> Result<M, TrainError> {
+        let d = self.dynamics;
+        let weights = read_weights(&model).await?;
+        let next = self.policy.update(&UpdateContext {
+            iteration,
+            total,
+            mask: &d.mask,
+            explored: &d.explored,
+            weights: &weights,
+            gradient: self.gradient,
+        });
+        let (dropped, grown) = changes(&d.mask, &next);
+        let mut model = model;
+        if let Some(values) = self.policy.grow_values() {
+            model = load_weights(model, &with_grown_values(weights, &d.mask, &next, values));
+        }
+        explore(&mut d.explored, &next);
+        let model = stepper.set_mask(model, &next, device);
+        let update = MaskUpdate {
+            iteration,
+            density: next.density(),
+            explored: d.explored.density(),
+            dropped,
+            grown,
+        };
+        d.mask = next;
+        observer.on_mask_update(&update, &d.mask);
+        d.updates.push(update);
+        Ok(model)
+    }
 }
 
 /// `weights` with each connection that `next` activates and `mask` did not set to its value
