@@ -152,6 +152,23 @@ pub fn parse_rewind(text: &str) -> Result<Rewind, String> {
     }
 }
 
+/// Where and how a command runs: backend, data, verbosity (`#[command(flatten)]`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct RunArgs {
+    /// flex (CPU, default), ndarray (CPU) or wgpu (GPU).
+    #[arg(long, default_value = "flex")]
+    pub backend: BackendArg,
+    /// Directory with the four IDX files (.gz or raw). Default: LTH_DATA, data/, ../shared/, cache.
+    #[arg(long)]
+    pub data: Option<std::path::PathBuf>,
+    /// Download the data set into the cache if no local copy is found.
+    #[arg(long)]
+    pub download: bool,
+    /// Print nothing but errors and the final summary.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
 /// The network, data and training settings the analyses share (`#[command(flatten)]`),
 /// with lab-core's defaults.
 #[derive(clap::Args, Clone, Debug)]
@@ -177,24 +194,14 @@ pub struct TrainingArgs {
     /// Replicate seed: θ0 and the data order.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// flex (CPU, default), ndarray (CPU) or wgpu (GPU).
-    #[arg(long, default_value = "flex")]
-    pub backend: BackendArg,
-    /// Directory with the IDX files. Default: LTH_DATA, data/, ../shared/, cache.
-    #[arg(long)]
-    pub data: Option<std::path::PathBuf>,
-    /// Download the data set into the cache if no local copy is found.
-    #[arg(long)]
-    pub download: bool,
     /// Train on the first N training examples only.
     #[arg(long)]
     pub train_subset: Option<usize>,
     /// Evaluate on a fixed stratified N of the validation and test examples only.
     #[arg(long)]
     pub eval_subset: Option<usize>,
-    /// Print nothing but errors and the final summary.
-    #[arg(long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 impl TrainingArgs {

@@ -17,9 +17,10 @@ use lab_core::training::train::TrainConfig;
 
 use crate::args::{
     DatasetArg, DistributionArg, DropScheduleArg, GrowInitArg, MethodArg, ModelArg, OptimizerArg,
+    RunArgs,
 };
 use crate::output::{write_chart, write_file, write_json};
-use crate::runner::{RunArgs, Runner};
+use crate::runner::Runner;
 
 #[derive(Args)]
 pub struct DstArgs {

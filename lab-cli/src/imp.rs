@@ -14,9 +14,9 @@ use lab_core::pruning::prune::{LayerRate, PruneConfig, PruneScope};
 use lab_core::report::reproduce::{densities, rounds_for_levels};
 use lab_core::training::train::TrainConfig;
 
-use crate::args::{ControlArg, DatasetArg, ModelArg, OptimizerArg, parse_rewind};
-use crate::output::write_report;
-use crate::runner::{RunArgs, Runner};
+use crate::args::{ControlArg, DatasetArg, ModelArg, OptimizerArg, RunArgs, parse_rewind};
+use crate::output::{write_json, write_report_charts};
+use crate::runner::Runner;
 
 /// A flag given twice takes its last value (scripts/imp.sh passes defaults, users override).
 #[derive(Args, Clone)]
@@ -200,7 +200,12 @@ fn run_experiment(config: ImpConfig, args: &ImpArgs) -> Result<ImpReport> {
     let started = Instant::now();
     let out = args.out.clone();
     let report = runner.run(&experiment, move |part| {
-        write_report(&out, &serde_json::from_value(part.clone())?)
+        // The JSON as it is (a diverged loss is null), then the charts from what parses.
+        write_json(&out.join("report.json"), part)?;
+        match serde_json::from_value(part.clone()) {
+            Ok(report) => write_report_charts(&out, &report),
+            Err(_) => Ok(()),
+        }
     })?;
     runner.progress.finish();
     eprintln!(

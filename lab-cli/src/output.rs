@@ -45,6 +45,11 @@ pub fn write_chart(out: &Path, name: &str, chart: &Chart) -> Result<()> {
 /// An IMP report: `report.json` and the accuracy, early-stop and curves charts.
 pub fn write_report(out: &Path, report: &ImpReport) -> Result<()> {
     write_json(&out.join("report.json"), report)?;
+    write_report_charts(out, report)
+}
+
+/// The accuracy, early-stop and curves charts of an IMP report.
+pub fn write_report_charts(out: &Path, report: &ImpReport) -> Result<()> {
     let groups = report.groups();
     write_chart(out, "accuracy", &charts::accuracy_vs_remaining(&groups))?;
     write_chart(out, "early_stop", &charts::early_stop_vs_remaining(&groups))?;

@@ -10,9 +10,9 @@ use lab_core::methods::pai::{PaiConfig, PaiExperiment, Score};
 use lab_core::pruning::prune::PruneScope;
 use lab_core::training::train::TrainConfig;
 
-use crate::args::{ModelArg, ScoreArg};
+use crate::args::{ModelArg, RunArgs, ScoreArg};
 use crate::output::{write_chart, write_file, write_json};
-use crate::runner::{RunArgs, Runner};
+use crate::runner::Runner;
 
 #[derive(Args)]
 pub struct PaiArgs {

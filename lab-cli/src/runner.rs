@@ -3,7 +3,7 @@
 //! stderr, and the report so far handed to the caller after every finished part.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 use lab_core::base::data::{DatasetKind, Mnist};
@@ -11,26 +11,9 @@ use lab_core::base::store::DirStore;
 use lab_core::burn::tensor::Device;
 use lab_core::training::experiment::{Data, Experiment, Session};
 
-use crate::args::BackendArg;
+use crate::args::RunArgs;
 use crate::data::load_data;
 use crate::progress::Progress;
-
-/// Where and how a command runs: backend, data, verbosity (`#[command(flatten)]`).
-#[derive(clap::Args, Clone, Debug)]
-pub struct RunArgs {
-    /// flex (CPU, default), ndarray (CPU) or wgpu (GPU).
-    #[arg(long, default_value = "flex")]
-    pub backend: BackendArg,
-    /// Directory with the four IDX files (.gz or raw). Default: LTH_DATA, data/, ../shared/, cache.
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// Download the data set into the cache if no local copy is found.
-    #[arg(long)]
-    pub download: bool,
-    /// Print nothing but errors and the final summary.
-    #[arg(long)]
-    pub quiet: bool,
-}
 
 /// Runs experiments of one command on one device and one record store.
 pub struct Runner {
@@ -91,10 +74,11 @@ impl Runner {
         };
         let report = lab_core::block_on(experiment.run(&data, &mut session));
         self.progress.on_part = None;
-        // A part that could not be saved is an error even when the run went on.
+        // The run's own error first; then a part that could not be saved is one too.
+        let report = report?;
         if let Some(error) = self.progress.part_error.take() {
             return Err(error);
         }
-        Ok(report?)
+        Ok(report)
     }
 }

@@ -6,16 +6,12 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 use lab_core::analyses::early_bird::{
-    Criterion, EarlyBirdExperiment, Retrain, distance_chart, run_early_bird, table,
+    Criterion, EarlyBirdExperiment, EarlyBirdRun, Retrain, distance_chart, table,
 };
-use lab_core::base::model::Net;
-use lab_core::base::store::DirStore;
-use lab_core::training::train::Prepared;
 
 use crate::args::TrainingArgs;
-use crate::data::load_data;
 use crate::output::{write_chart, write_file, write_json};
-use crate::progress::Progress;
+use crate::runner::Runner;
 
 #[derive(Args)]
 pub struct EarlyBirdArgs {
@@ -81,23 +77,15 @@ pub fn run(args: &EarlyBirdArgs) -> Result<()> {
             other => anyhow::bail!("--retrain {other}: init or continue"),
         })
         .collect::<Result<Vec<_>>>()?;
-    let data = load_data(t.dataset.0, t.data.clone(), t.download, t.quiet)?;
-    let data = data.limited(t.train_subset, t.eval_subset);
-    let device = t.backend.device()?;
-    let prepared = Prepared::new(&data, &device);
-    let mut store = DirStore::new(args.out.join("records"));
-    let mut progress = Progress::new(t.quiet);
+    let mut runner = Runner::new(&t.run, &args.out)?;
     let started = Instant::now();
-    let report = lab_core::block_on(run_early_bird::<Net>(
-        &experiment,
-        &criteria,
-        &retrains,
-        &prepared,
-        &device,
-        &mut store,
-        &mut progress,
-    ))?;
-    progress.finish();
+    let run = EarlyBirdRun {
+        experiment,
+        criteria,
+        retrains,
+    };
+    let report = runner.run(&run, |_| Ok(()))?;
+    runner.progress.finish();
     write_json(&args.out.join("report.json"), &report)?;
     let text = table(&report);
     write_file(&args.out.join("table.md"), &text)?;

@@ -7,17 +7,13 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use clap::Args;
 use lab_core::analyses::lmc::{
-    LmcExperiment, LmcResult, instability_chart, path_chart, run_lmc, table, ticket_accuracy_chart,
+    LmcExperiment, LmcResult, LmcRun, instability_chart, path_chart, table, ticket_accuracy_chart,
 };
-use lab_core::base::model::Net;
-use lab_core::base::store::DirStore;
 use lab_core::methods::imp::Control;
-use lab_core::training::train::Prepared;
 
 use crate::args::TrainingArgs;
-use crate::data::load_data;
 use crate::output::{write_chart, write_file, write_json};
-use crate::progress::Progress;
+use crate::runner::Runner;
 
 #[derive(Args)]
 pub struct LmcArgs {
@@ -99,26 +95,20 @@ pub fn run(args: &LmcArgs) -> Result<()> {
         // The error is a String, not a std::error::Error.
         experiment.validate()?;
     }
-    let data = load_data(t.dataset.0, t.data.clone(), t.download, t.quiet)?;
-    let data = data.limited(t.train_subset, t.eval_subset);
-    let device = t.backend.device()?;
-    let prepared = Prepared::new(&data, &device);
-    let mut store = DirStore::new(args.out.join("records"));
-    let mut progress = Progress::new(t.quiet);
+    let mut runner = Runner::new(&t.run, &args.out)?;
     let started = Instant::now();
     let mut results: Vec<LmcResult> = Vec::new();
     for experiment in &experiments {
         for &k in &ks {
-            progress.set_prefix(format!("{} k={k}", experiment.label()));
-            let result = lab_core::block_on(run_lmc::<Net>(
-                experiment,
-                k,
-                &prepared,
-                &device,
-                &mut store,
-                &mut progress,
-            ))?;
-            progress.line(format!(
+            runner
+                .progress
+                .set_prefix(format!("{} k={k}", experiment.label()));
+            let run = LmcRun {
+                experiment: experiment.clone(),
+                ks: vec![k],
+            };
+            let result = runner.run(&run, |_| Ok(()))?.remove(0);
+            runner.progress.line(format!(
                 "{:>16} k={:<6} copies {:.2}% / {:.2}%  error barrier {:+.2} points",
                 result.label,
                 k,
@@ -130,7 +120,7 @@ pub fn run(args: &LmcArgs) -> Result<()> {
             write_json(&args.out.join("report.json"), &results)?;
         }
     }
-    progress.finish();
+    runner.progress.finish();
     let text = table(&results);
     write_file(&args.out.join("table.md"), &text)?;
     write_chart(&args.out, "instability", &instability_chart(&results))?;

@@ -5,15 +5,11 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
-use lab_core::analyses::transfer::{TransferExperiment, accuracy_chart, run_transfer, table};
-use lab_core::base::model::Net;
-use lab_core::base::store::DirStore;
-use lab_core::training::train::Prepared;
+use lab_core::analyses::transfer::{TransferExperiment, accuracy_chart, table};
 
 use crate::args::{DatasetArg, TrainingArgs, parse_rewind};
-use crate::data::load_data;
 use crate::output::{write_chart, write_file, write_json};
-use crate::progress::Progress;
+use crate::runner::Runner;
 
 #[derive(Args)]
 pub struct TransferArgs {
@@ -45,17 +41,7 @@ pub fn run(args: &TransferArgs) -> Result<()> {
     if args.both_ways {
         directions.push((args.target.0, args.source.0));
     }
-    let device = t.backend.device()?;
-    let load = |kind| -> Result<Prepared> {
-        let data = load_data(kind, t.data.clone(), t.download, t.quiet)?;
-        Ok(Prepared::new(
-            &data.limited(t.train_subset, t.eval_subset),
-            &device,
-        ))
-    };
-    let (first, second) = (load(args.source.0)?, load(args.target.0)?);
-    let mut store = DirStore::new(args.out.join("records"));
-    let mut progress = Progress::new(t.quiet);
+    let mut runner = Runner::new(&t.run, &args.out)?;
     let started = Instant::now();
     let mut reports = Vec::new();
     let mut text = String::new();
@@ -72,20 +58,9 @@ pub fn run(args: &TransferArgs) -> Result<()> {
             .with_eval_subset(t.eval_subset);
         // The error is a String, not a std::error::Error.
         experiment.validate()?;
-        let (source_data, target_data) = if source == args.source.0 {
-            (&first, &second)
-        } else {
-            (&second, &first)
-        };
-        progress.line(format!("{}: {}", experiment.label(), experiment.run_name()));
-        let report = lab_core::block_on(run_transfer::<Net>(
-            &experiment,
-            source_data,
-            target_data,
-            &device,
-            &mut store,
-            &mut progress,
-        ))?;
+        let label = format!("{}: {}", experiment.label(), experiment.run_name());
+        runner.progress.line(label);
+        let report = runner.run(&experiment, |_| Ok(()))?;
         write_chart(
             &args.out,
             &format!("accuracy-{}-to-{}", report.source, report.target),
@@ -96,7 +71,7 @@ pub fn run(args: &TransferArgs) -> Result<()> {
         reports.push(report);
         write_json(&args.out.join("report.json"), &reports)?;
     }
-    progress.finish();
+    runner.progress.finish();
     write_file(&args.out.join("table.md"), &text)?;
     print!("{text}");
     eprintln!(

@@ -30,12 +30,13 @@ pub fn summarise(
 /// Test accuracy at early stop vs % of weights remaining (the LTH figure), one line per
 /// labelled group of runs (e.g. ticket, reinit, random-prune; several seeds each).
 pub fn accuracy_vs_remaining(groups: &[(String, Vec<Vec<RoundResult>>)]) -> Chart {
-    vs_remaining(
-        groups,
-        "Test accuracy at early stop",
-        "test accuracy (%)",
-        |r| 100.0 * r.test_accuracy,
-    )
+    let title = "Test accuracy at early stop";
+    let mut chart = vs_remaining(groups, title, "test accuracy (%)", |r| {
+        100.0 * r.test_accuracy
+    });
+    // Accuracy falls to the right (fewer weights): the legend goes top right.
+    chart.legend_top = true;
+    chart
 }
 
 /// Early-stop iteration vs % of weights remaining.
