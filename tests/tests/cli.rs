@@ -50,6 +50,18 @@ fn lth_ok<'a>(args: impl IntoIterator<Item = &'a OsStr>) -> std::process::Output
     output
 }
 
+/// The resumed run in `out` reports what an uninterrupted run of `rounds` does; both removed.
+fn same_rounds_as_uninterrupted(out: &Path, rounds: &str, name: &str) {
+    let reference = scratch(name);
+    assert!(imp(&reference, rounds, &[]).status().unwrap().success());
+    assert_eq!(
+        strip_timing(&report(out)["rounds"]),
+        strip_timing(&report(&reference)["rounds"])
+    );
+    std::fs::remove_dir_all(out).unwrap();
+    std::fs::remove_dir_all(&reference).unwrap();
+}
+
 fn report(out: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap()
 }
@@ -429,14 +441,7 @@ fn a_killed_run_resumes_with_the_same_results() {
         "round 1 was redone"
     );
 
-    let reference = scratch("reference");
-    assert!(imp(&reference, "5", &[]).status().unwrap().success());
-    assert_eq!(
-        strip_timing(&report(&out)["rounds"]),
-        strip_timing(&report(&reference)["rounds"])
-    );
-    std::fs::remove_dir_all(&out).unwrap();
-    std::fs::remove_dir_all(&reference).unwrap();
+    same_rounds_as_uninterrupted(&out, "5", "reference");
 }
 
 /// kill -9 inside a round: the rerun resumes from the round's checkpoint (it says so), not
@@ -473,14 +478,7 @@ fn a_run_killed_inside_a_round_resumes_from_its_checkpoint() {
         "a finished round keeps its checkpoint"
     );
 
-    let reference = scratch("checkpoint-reference");
-    assert!(imp(&reference, "2", &[]).status().unwrap().success());
-    assert_eq!(
-        strip_timing(&report(&out)["rounds"]),
-        strip_timing(&report(&reference)["rounds"])
-    );
-    std::fs::remove_dir_all(&out).unwrap();
-    std::fs::remove_dir_all(&reference).unwrap();
+    same_rounds_as_uninterrupted(&out, "2", "checkpoint-reference");
 }
 
 #[test]
