@@ -11,9 +11,11 @@ source scripts/env.sh
 scripts/setup.sh core
 source scripts/env.sh # again: setup may just have installed the software Vulkan driver
 set_up=$(date +%s)
-# Only the CLI, but with the tests' feature set ($LTH_FEATURES, env.sh): scripts/test.sh then
-# reuses this build of burn and lab-core instead of compiling them again.
-cargo build --release -p lab-cli --features "$LTH_FEATURES"
+# Only what the CPU run needs: the CLI on Flex, without wgpu's GPU stack and NdArray (about
+# half of a cold build's work, see docs/measurements.md). scripts/test.sh later builds those
+# on top: every crate below burn's backend dispatch is reused, the dispatch and the crates
+# above it compile once more.
+cargo build --release -p lab-cli --no-default-features --features flex
 built=$(date +%s)
 # Later flags override earlier ones (clap's args_override_self), so `--out DIR` works too.
 # --download fetches MNIST (checksummed) into the cache only when no local copy is found.

@@ -38,6 +38,13 @@ pub struct BenchArgs {
     /// Only the inference table (no training throughput).
     #[arg(long)]
     inference_only: bool,
+    /// Packed training: R LeNet-300-100s one after another and as one pack, for each R of
+    /// this list, on the first backend (empty = skip).
+    #[arg(long, value_delimiter = ',', default_value = "1,5,15")]
+    pack: Vec<usize>,
+    /// Iterations of each network in the packing table.
+    #[arg(long, default_value_t = 300)]
+    pack_steps: usize,
     /// Also write the inference table as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -61,6 +68,42 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .collect::<Result<_>>()?;
     if let (false, Some(&backend)) = (models.is_empty(), backends.first()) {
         inference(args, &data, backend, &models)?;
+    }
+    if let (false, false, Some(&backend)) =
+        (args.inference_only, args.pack.is_empty(), backends.first())
+    {
+        packing(args, &data, backend)?;
+    }
+    Ok(())
+}
+
+/// Network-steps/s of R networks trained one after another vs as one pack.
+fn packing(args: &BenchArgs, data: &Mnist, backend: BackendKind) -> Result<()> {
+    let device = backend.device()?;
+    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all cores".into());
+    println!(
+        "\nPacked training, LeNet-300-100, Adam, batch 60, IMP round-1 masks, {} iterations a network, {} ({threads} threads)",
+        args.pack_steps,
+        backend.name()
+    );
+    println!(
+        "{:>4} {:>22} {:>22} {:>9}",
+        "R", "alone network-steps/s", "packed network-steps/s", "packed ×"
+    );
+    for &members in &args.pack {
+        let t = lab_core::block_on(lab_core::report::bench::pack_throughput(
+            data,
+            &device,
+            members.max(1),
+            args.pack_steps,
+        ))?;
+        println!(
+            "{:>4} {:>22.0} {:>22.0} {:>9.2}",
+            t.members,
+            t.alone_steps_per_second,
+            t.packed_steps_per_second,
+            t.speedup()
+        );
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ use lab_core::base::ticket::Ticket;
 use lab_core::block_on;
 use lab_core::burn::tensor::Device;
 use lab_core::methods::imp::{Control, ImpConfig, run_imp};
+use lab_core::training::experiment::Session;
 use lab_core::training::observer::RunObserver;
 use lab_core::training::observer::{Observer, Silent};
 use lab_core::training::result::RoundResult;
@@ -51,9 +52,7 @@ fn the_line_ends_at_the_two_trained_copies_exactly() {
         &experiment(),
         20,
         &data,
-        &device,
-        &mut store,
-        &mut Silent,
+        &mut Session::new(device.clone(), "ndarray", &mut store, &mut Silent),
     ))
     .unwrap();
     assert_eq!(result.path.len(), 5);
@@ -71,9 +70,7 @@ fn the_line_ends_at_the_two_trained_copies_exactly() {
         &experiment(),
         20,
         &data,
-        &device,
-        &mut store,
-        &mut steps,
+        &mut Session::new(device.clone(), "ndarray", &mut store, &mut steps),
     ))
     .unwrap();
     assert_eq!(steps.0, 0);
@@ -100,9 +97,12 @@ fn a_network_split_from_itself_has_no_barrier() {
             &same,
             k,
             &data,
-            &device,
-            &mut MemoryStore::default(),
-            &mut Silent,
+            &mut Session::new(
+                device.clone(),
+                "ndarray",
+                &mut MemoryStore::default(),
+                &mut Silent,
+            ),
         ))
         .unwrap();
         assert_eq!(result.copies[0], result.copies[1], "k = {k}");
@@ -124,9 +124,7 @@ fn a_ticket_is_split_at_its_rewinding_point_with_its_mask() {
         &ticket,
         20,
         &data,
-        &device,
-        &mut store,
-        &mut Silent,
+        &mut Session::new(device.clone(), "ndarray", &mut store, &mut Silent),
     ))
     .unwrap();
     // Round 2 of IMP at 20% per round (10% for the output layer).
@@ -149,9 +147,7 @@ fn a_ticket_is_split_at_its_rewinding_point_with_its_mask() {
         &ticket.clone().with_branch(Some(Control::RandomPrune)),
         20,
         &data,
-        &device,
-        &mut store,
-        &mut Silent,
+        &mut Session::new(device.clone(), "ndarray", &mut store, &mut Silent),
     ))
     .unwrap();
     assert_eq!(control.weights_remaining, result.weights_remaining);
@@ -195,9 +191,7 @@ fn early_bird_draws_have_the_imp_counts_and_watching_changes_nothing() {
         &criteria,
         &[Retrain::Init, Retrain::Continue],
         &data,
-        &device,
-        &mut store,
-        &mut Silent,
+        &mut Session::new(device.clone(), "ndarray", &mut store, &mut Silent),
     ))
     .unwrap();
     // The IMP run's dense round 0 is the same training as the watched run.
@@ -339,9 +333,7 @@ fn a_transferred_ticket_keeps_its_mask_bit_for_bit() {
         &experiment,
         &source,
         &target,
-        &device,
-        &mut store,
-        &mut Silent,
+        &mut Session::new(device.clone(), "ndarray", &mut store, &mut Silent),
     ))
     .unwrap();
     assert_eq!(report.rounds.len(), 2);

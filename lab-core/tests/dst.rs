@@ -15,6 +15,7 @@ use lab_core::burn::tensor::Device;
 use lab_core::methods::dst::{
     Distribution, DstConfig, DstExperiment, DstPolicy, Method, random_mask, run_dst,
 };
+use lab_core::training::experiment::Session;
 use lab_core::training::observer::Observer;
 use lab_core::training::observer::RunObserver;
 use lab_core::training::optim::LabOptimizer;
@@ -379,10 +380,7 @@ fn a_stopped_dst_run_resumes_with_identical_results() {
             &experiment,
             None,
             &data,
-            &device,
-            "ndarray",
-            store,
-            &mut StopAt(stop_after),
+            &mut Session::new(device.clone(), "ndarray", store, &mut StopAt(stop_after)),
         ))
     };
     let mut fresh_store = MemoryStore::default();
@@ -518,14 +516,16 @@ fn early_stop_waits_for_the_final_density() {
         &experiment,
         None,
         &data,
-        &device,
-        "ndarray",
-        &mut MemoryStore::default(),
-        &mut Watch {
-            initial: Mask { layers: vec![] },
-            previous: Mask::dense_for(&init_model::<Net>(ModelKind::Lenet300, 0, &device)),
-            updates: Vec::new(),
-        },
+        &mut Session::new(
+            device.clone(),
+            "ndarray",
+            &mut MemoryStore::default(),
+            &mut Watch {
+                initial: Mask { layers: vec![] },
+                previous: Mask::dense_for(&init_model::<Net>(ModelKind::Lenet300, 0, &device)),
+                updates: Vec::new(),
+            },
+        ),
     ))
     .unwrap();
     assert!(

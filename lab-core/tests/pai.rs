@@ -17,6 +17,7 @@ use lab_core::methods::pai::{
     PaiConfig, Score, balanced_sample, detect_collapse, hessian_gradient, prune_at_init, score_once,
 };
 use lab_core::pruning::prune::PruneScope;
+use lab_core::training::experiment::Session;
 use lab_core::training::train::batch_tensors;
 
 fn device() -> Device {
@@ -275,10 +276,7 @@ fn pai_records_keep_the_ticket_and_read_back_without_training() {
         block_on(run_pai::<Net>(
             &experiment,
             &data,
-            &device,
-            "ndarray",
-            store,
-            steps,
+            &mut Session::new(device.clone(), "ndarray", store, steps),
         ))
         .unwrap()
     };

@@ -7,6 +7,7 @@ use lab_core::base::model::Net;
 use lab_core::base::store::{MemoryStore, RunStore};
 use lab_core::block_on;
 use lab_core::methods::imp::{ImpConfig, run_imp};
+use lab_core::training::experiment::Session;
 use lab_core::training::observer::Observer;
 use lab_core::training::observer::RunObserver;
 use lab_core::training::result::RoundResult;
@@ -391,10 +392,7 @@ fn records_of_one_backend_refuse_another() {
             &[],
             None,
             common::mnist(),
-            &device,
-            backend,
-            store,
-            &mut CountSteps::default(),
+            &mut Session::new(device.clone(), backend, store, &mut CountSteps::default()),
         ))
     };
     run(&mut store, "ndarray").unwrap();
@@ -606,10 +604,12 @@ fn a_run_by_kind_reads_back_what_the_direct_call_recorded() {
         &[],
         None,
         common::mnist(),
-        &device,
-        "ndarray",
-        &mut store,
-        &mut CountSteps::default(),
+        &mut Session::new(
+            device.clone(),
+            "ndarray",
+            &mut store,
+            &mut CountSteps::default(),
+        ),
     ))
     .unwrap();
     let mut steps = CountSteps::default();

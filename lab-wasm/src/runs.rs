@@ -61,10 +61,12 @@ impl Lab {
                 &controls,
                 None,
                 &data,
-                &backend.device,
-                backend.kind.name(),
-                &mut store,
-                &mut observer,
+                &mut Session::new(
+                    backend.device.clone(),
+                    backend.kind.name(),
+                    &mut store,
+                    &mut observer,
+                ),
             )
             .await;
             match result {

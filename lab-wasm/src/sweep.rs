@@ -7,6 +7,7 @@ use lab_core::base::naming::with_defaults;
 use lab_core::methods::imp::{ImpConfig, ImpReport};
 use lab_core::methods::pai::{PaiConfig, PaiExperiment, Score, run_pai};
 use lab_core::report::reproduce;
+use lab_core::training::experiment::Session;
 use lab_core::training::observer::RunObserver;
 use lab_core::training::train::{Prepared, TrainConfig};
 use serde_json::{Value, json};
@@ -75,10 +76,12 @@ impl Lab {
                 let result = run_pai::<Net>(
                     &experiment,
                     &prepared,
-                    &backend.device,
-                    backend.kind.name(),
-                    &mut store,
-                    &mut observer,
+                    &mut Session::new(
+                        backend.device.clone(),
+                        backend.kind.name(),
+                        &mut store,
+                        &mut observer,
+                    ),
                 )
                 .await
                 .map_err(js_error)?;

@@ -36,7 +36,6 @@
 use std::cell::RefCell;
 
 use burn::config::Config;
-use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
@@ -51,13 +50,12 @@ use crate::base::model::{Architecture, ModelKind, init_model};
 use crate::base::naming::run_name;
 use crate::base::params::{load_weights, read_weights};
 use crate::base::similarity::{hamming, overlap};
-use crate::base::store::{RunStore, StoreError, read_json, write_json};
+use crate::base::store::{StoreError, read_json, write_json};
 use crate::methods::imp::{ImpConfig, Rewind};
 use crate::pruning::prune::{
     PruneConfig, PruneScope, magnitude_global_count, magnitude_per_layer_counts,
 };
 use crate::training::experiment::{Data, Experiment, Session};
-use crate::training::observer::RunObserver;
 use crate::training::policy::{MaskPolicy, UpdateContext};
 use crate::training::result::RoundResult;
 use crate::training::train::{Prepared, Schedule, TrainConfig, train_from, train_scheduled};
@@ -258,10 +256,9 @@ pub async fn run_early_bird<M: Architecture>(
     criteria: &[Criterion],
     retrains: &[Retrain],
     data: &Prepared,
-    device: &Device,
-    store: &mut dyn RunStore,
-    observer: &mut dyn RunObserver,
+    session: &mut Session<'_>,
 ) -> Result<EarlyBirdReport, EarlyBirdError> {
+    let (device, store, observer) = (&session.device, &mut *session.store, &mut *session.observer);
     experiment.validate()?;
     let run = experiment.run_name();
     let keys = AnalysisKeys { run: run.clone() };
@@ -604,9 +601,7 @@ impl Experiment for EarlyBirdRun {
             &self.criteria,
             &self.retrains,
             &prepared,
-            &session.device,
-            session.store,
-            session.observer,
+            session,
         )
         .await
     }

@@ -21,7 +21,6 @@
 //! runs keep their own `imp-<hash>/` records in the same store.
 
 use burn::config::Config;
-use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
@@ -35,13 +34,12 @@ use crate::base::model::Net;
 use crate::base::model::{Architecture, ModelKind, init_model};
 use crate::base::naming::run_name;
 use crate::base::params::{HostTensor, Weights, load_weights, read_weights};
-use crate::base::store::{RunStore, StoreError, read_json, write_json};
+use crate::base::store::{StoreError, read_json, write_json};
 use crate::base::ticket::read_ticket;
 use crate::methods::imp::{Control, ImpConfig, Rewind, run_control, run_imp};
 use crate::pruning::prune::PruneConfig;
 use crate::training::curve::EvalPoint;
 use crate::training::experiment::{Data, Experiment, Session};
-use crate::training::observer::RunObserver;
 use crate::training::result::RoundResult;
 use crate::training::train::{Prepared, TrainConfig, evaluate, train_from};
 
@@ -255,10 +253,9 @@ pub async fn run_lmc<M: Architecture>(
     experiment: &LmcExperiment,
     k: usize,
     data: &Prepared,
-    device: &Device,
-    store: &mut dyn RunStore,
-    observer: &mut dyn RunObserver,
+    session: &mut Session<'_>,
 ) -> Result<LmcResult, LmcError> {
+    let (device, store, observer) = (&session.device, &mut *session.store, &mut *session.observer);
     experiment.validate()?;
     let iterations = experiment.train.iterations;
     if k > iterations {
@@ -551,15 +548,7 @@ impl Experiment for LmcRun {
         let prepared = data.prepared(experiment.dataset, subsets, &session.device)?;
         let mut results = Vec::with_capacity(self.ks.len());
         for &k in &self.ks {
-            let result = run_lmc::<Net>(
-                experiment,
-                k,
-                &prepared,
-                &session.device,
-                session.store,
-                session.observer,
-            )
-            .await?;
+            let result = run_lmc::<Net>(experiment, k, &prepared, session).await?;
             results.push(result);
             session.observer.on_report(&json(&results));
         }

@@ -10,7 +10,6 @@
 //! weights, so the transferred mask can be checked bit for bit) and `result.json`.
 
 use burn::config::Config;
-use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
@@ -24,13 +23,12 @@ use crate::base::model::Net;
 use crate::base::model::{Architecture, ModelKind, init_model, init_model_stream};
 use crate::base::naming::run_name;
 use crate::base::params::{load_weights, read_weights};
-use crate::base::store::{RunStore, StoreError, read_json, write_json};
+use crate::base::store::{StoreError, read_json, write_json};
 use crate::base::ticket::read_ticket;
 use crate::base::ticket::{Provenance, Ticket};
 use crate::methods::imp::{ImpConfig, Rewind, run_imp};
 use crate::pruning::prune::{PruneConfig, random_like};
 use crate::training::experiment::{Data, Experiment, Session};
-use crate::training::observer::RunObserver;
 use crate::training::result::RoundResult;
 use crate::training::train::{Prepared, TrainConfig, train_from};
 
@@ -143,10 +141,9 @@ pub async fn run_transfer<M: Architecture>(
     experiment: &TransferExperiment,
     source_data: &Prepared,
     target_data: &Prepared,
-    device: &Device,
-    store: &mut dyn RunStore,
-    observer: &mut dyn RunObserver,
+    session: &mut Session<'_>,
 ) -> Result<TransferReport, TransferError> {
+    let (device, store, observer) = (&session.device, &mut *session.store, &mut *session.observer);
     experiment.validate()?;
     let run = experiment.run_name();
     let keys = AnalysisKeys { run: run.clone() };
@@ -366,15 +363,7 @@ impl Experiment for TransferExperiment {
         let subsets = (self.train_subset, self.eval_subset);
         let source = data.prepared(self.source, subsets, &session.device)?;
         let target = data.prepared(self.target, subsets, &session.device)?;
-        run_transfer::<Net>(
-            self,
-            &source,
-            &target,
-            &session.device,
-            session.store,
-            session.observer,
-        )
-        .await
+        run_transfer::<Net>(self, &source, &target, session).await
     }
 }
 

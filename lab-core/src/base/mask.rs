@@ -8,12 +8,15 @@
 
 use std::collections::HashMap;
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::base::params::{ParamInfo, PathTracker, Weights, map_param_value, prunable_params};
+use crate::base::params::{
+    FloatParam, ParamInfo, PathMapper, PathTracker, PathVisitor, Weights, map_param_value,
+    map_paths, prunable_params, visit_paths,
+};
 
 /// The mask of one parameter tensor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,6 +147,34 @@ impl Mask {
     }
 
     /// Uploads the mask as float 0/1 tensors.
+    /// The masks of a pack's members as one: each layer `[R, …]`, member r's flags at `[r]`.
+    pub fn stacked(members: &[Mask]) -> Result<Mask, String> {
+        let Some(first) = members.first() else {
+            return Ok(Mask { layers: Vec::new() });
+        };
+        let mut layers = first.layers.clone();
+        for (member, mask) in members.iter().enumerate().skip(1) {
+            let same = mask.layers.len() == layers.len()
+                && mask
+                    .layers
+                    .iter()
+                    .zip(&first.layers)
+                    .all(|(a, b)| a.name == b.name && a.shape == b.shape);
+            if !same {
+                return Err(format!(
+                    "member {member}'s mask covers other layers or shapes than member 0's"
+                ));
+            }
+            for (stacked, layer) in layers.iter_mut().zip(&mask.layers) {
+                stacked.keep.extend_from_slice(&layer.keep);
+            }
+        }
+        for layer in &mut layers {
+            layer.shape.insert(0, members.len());
+        }
+        Ok(Mask { layers })
+    }
+
     pub fn to_device(&self, device: &Device) -> DeviceMask {
         let tensors = self
             .layers
@@ -190,21 +221,12 @@ impl DeviceMask {
 }
 
 struct WeightMasker<'a> {
-    tracker: PathTracker,
     mask: &'a DeviceMask,
 }
 
-impl ModuleMapper for WeightMasker<'_> {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.tracker.enter(name, container_type);
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.tracker.exit();
-    }
-
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let path = self.tracker.path();
+impl PathMapper for WeightMasker<'_> {
+    fn map_at<const D: usize>(&mut self, at: &PathTracker, param: FloatParam<D>) -> FloatParam<D> {
+        let path = at.path();
         let mask = self.mask;
         if !mask.tensors.contains_key(&path) {
             return param;
@@ -218,29 +240,17 @@ impl ModuleMapper for WeightMasker<'_> {
 
 /// Zeroes the pruned weights of `model`.
 pub fn apply_mask<M: Module>(model: M, mask: &DeviceMask) -> M {
-    model.map(&mut WeightMasker {
-        tracker: PathTracker::default(),
-        mask,
-    })
+    map_paths(model, WeightMasker { mask }).0
 }
 
 struct GradientMasker<'a> {
-    tracker: PathTracker,
     mask: &'a DeviceMask,
     grads: &'a mut GradientsParams,
 }
 
-impl ModuleVisitor for GradientMasker<'_> {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.tracker.enter(name, container_type);
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.tracker.exit();
-    }
-
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let path = self.tracker.path();
+impl PathVisitor for GradientMasker<'_> {
+    fn visit_at<const D: usize>(&mut self, at: &PathTracker, param: &FloatParam<D>) {
+        let path = at.path();
         let Some(grad) = self.grads.remove::<D>(param.id) else {
             return;
         };
@@ -254,11 +264,7 @@ impl ModuleVisitor for GradientMasker<'_> {
 
 /// Zeroes the gradients of pruned weights, so the optimiser cannot move them.
 pub fn mask_gradients<M: Module>(model: &M, grads: &mut GradientsParams, mask: &DeviceMask) {
-    model.visit(&mut GradientMasker {
-        tracker: PathTracker::default(),
-        mask,
-        grads,
-    });
+    visit_paths(model, GradientMasker { mask, grads });
 }
 
 mod bits_hex {

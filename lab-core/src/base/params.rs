@@ -52,6 +52,74 @@ impl PathTracker {
     }
 }
 
+/// A float parameter of rank `D`.
+pub type FloatParam<const D: usize> = Param<Tensor<D>>;
+
+/// A pass over a module's float parameters that is told where each one sits: the one place
+/// that keeps burn's `enter_module`/`exit_module` bookkeeping (see [`visit_paths`]).
+pub trait PathVisitor {
+    fn visit_at<const D: usize>(&mut self, at: &PathTracker, param: &FloatParam<D>);
+}
+
+/// A rewrite of a module's float parameters that is told where each one sits
+/// (see [`map_paths`]).
+pub trait PathMapper {
+    fn map_at<const D: usize>(&mut self, at: &PathTracker, param: FloatParam<D>) -> FloatParam<D>;
+}
+
+struct Tracked<T> {
+    tracker: PathTracker,
+    inner: T,
+}
+
+impl<T: PathVisitor> ModuleVisitor for Tracked<T> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.tracker.enter(name, container_type);
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.tracker.exit();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.inner.visit_at(&self.tracker, param);
+    }
+}
+
+impl<T: PathMapper> ModuleMapper for Tracked<T> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.tracker.enter(name, container_type);
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.tracker.exit();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        self.inner.map_at(&self.tracker, param)
+    }
+}
+
+/// Runs `visitor` over the float parameters of `module` and hands it back.
+pub fn visit_paths<M: Module, V: PathVisitor>(module: &M, visitor: V) -> V {
+    let mut tracked = Tracked {
+        tracker: PathTracker::default(),
+        inner: visitor,
+    };
+    module.visit(&mut tracked);
+    tracked.inner
+}
+
+/// Rewrites the float parameters of `module` with `mapper`; hands both back.
+pub fn map_paths<M: Module, P: PathMapper>(module: M, mapper: P) -> (M, P) {
+    let mut tracked = Tracked {
+        tracker: PathTracker::default(),
+        inner: mapper,
+    };
+    let module = module.map(&mut tracked);
+    (module, tracked.inner)
+}
+
 /// A parameter copied to the host.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostTensor {
@@ -81,28 +149,19 @@ pub struct ParamInfo {
 }
 
 struct Collector {
-    tracker: PathTracker,
     infos: Vec<ParamInfo>,
     tensors: Vec<Tensor<1>>,
     keep_tensors: bool,
 }
 
-impl ModuleVisitor for Collector {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.tracker.enter(name, container_type);
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.tracker.exit();
-    }
-
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+impl PathVisitor for Collector {
+    fn visit_at<const D: usize>(&mut self, at: &PathTracker, param: &FloatParam<D>) {
         let value = param.val();
         let shape = value.dims().to_vec();
         self.infos.push(ParamInfo {
-            path: self.tracker.path(),
+            path: at.path(),
             shape: shape.clone(),
-            prunable: self.tracker.is_prunable(D),
+            prunable: at.is_prunable(D),
         });
         if self.keep_tensors {
             let n = shape.iter().product::<usize>();
@@ -111,16 +170,18 @@ impl ModuleVisitor for Collector {
     }
 }
 
-/// The float parameters of `module`, in visiting order.
-pub fn param_infos<M: Module>(module: &M) -> Vec<ParamInfo> {
-    let mut collector = Collector {
-        tracker: PathTracker::default(),
+fn collect<M: Module>(module: &M, keep_tensors: bool) -> Collector {
+    let collector = Collector {
         infos: Vec::new(),
         tensors: Vec::new(),
-        keep_tensors: false,
+        keep_tensors,
     };
-    module.visit(&mut collector);
-    collector.infos
+    visit_paths(module, collector)
+}
+
+/// The float parameters of `module`, in visiting order.
+pub fn param_infos<M: Module>(module: &M) -> Vec<ParamInfo> {
+    collect(module, false).infos
 }
 
 /// The parameters we prune by default (see [`PathTracker::is_prunable`]).
@@ -133,13 +194,7 @@ pub fn prunable_params<M: Module>(module: &M) -> Vec<ParamInfo> {
 
 /// Copies every float parameter to the host with burn's async reads (works in wasm32).
 pub async fn read_weights<M: Module>(module: &M) -> Result<Weights, DeviceError> {
-    let mut collector = Collector {
-        tracker: PathTracker::default(),
-        infos: Vec::new(),
-        tensors: Vec::new(),
-        keep_tensors: true,
-    };
-    module.visit(&mut collector);
+    let collector = collect(module, true);
     let mut weights = Weights::new();
     for (info, tensor) in collector.infos.into_iter().zip(collector.tensors) {
         let data = tensor
@@ -162,23 +217,14 @@ pub async fn read_weights<M: Module>(module: &M) -> Result<Weights, DeviceError>
 }
 
 struct GradientCollector<'a> {
-    tracker: PathTracker,
     grads: &'a burn::optim::GradientsParams,
     wanted: &'a dyn Fn(&str) -> bool,
     found: Vec<(String, Vec<usize>, Tensor<1>)>,
 }
 
-impl ModuleVisitor for GradientCollector<'_> {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.tracker.enter(name, container_type);
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.tracker.exit();
-    }
-
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let path = self.tracker.path();
+impl PathVisitor for GradientCollector<'_> {
+    fn visit_at<const D: usize>(&mut self, at: &PathTracker, param: &FloatParam<D>) {
+        let path = at.path();
         if !(self.wanted)(&path) {
             return;
         }
@@ -196,13 +242,14 @@ pub async fn read_gradients<M: Module>(
     grads: &burn::optim::GradientsParams,
     wanted: &dyn Fn(&str) -> bool,
 ) -> Result<Weights, DeviceError> {
-    let mut collector = GradientCollector {
-        tracker: PathTracker::default(),
-        grads,
-        wanted,
-        found: Vec::new(),
-    };
-    module.visit(&mut collector);
+    let collector = visit_paths(
+        module,
+        GradientCollector {
+            grads,
+            wanted,
+            found: Vec::new(),
+        },
+    );
     let mut gradients = Weights::new();
     for (path, shape, tensor) in collector.found {
         let values = tensor
@@ -234,23 +281,14 @@ pub fn map_param_value<const D: usize>(
 }
 
 struct Loader<'a> {
-    tracker: PathTracker,
     weights: &'a Weights,
     filter: &'a dyn Fn(&str) -> bool,
     missing: Vec<String>,
 }
 
-impl ModuleMapper for Loader<'_> {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.tracker.enter(name, container_type);
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.tracker.exit();
-    }
-
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let path = self.tracker.path();
+impl PathMapper for Loader<'_> {
+    fn map_at<const D: usize>(&mut self, at: &PathTracker, param: FloatParam<D>) -> FloatParam<D> {
+        let path = at.path();
         if !(self.filter)(&path) {
             return param;
         }
@@ -279,13 +317,12 @@ pub fn load_weights_where<M: Module>(
     weights: &Weights,
     filter: &dyn Fn(&str) -> bool,
 ) -> (M, Vec<String>) {
-    let mut loader = Loader {
-        tracker: PathTracker::default(),
+    let loader = Loader {
         weights,
         filter,
         missing: Vec::new(),
     };
-    let module = module.map(&mut loader);
+    let (module, loader) = map_paths(module, loader);
     (module, loader.missing)
 }
 

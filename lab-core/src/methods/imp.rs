@@ -506,11 +506,10 @@ pub async fn run_experiment(
     controls: &[Control],
     control_rounds: Option<&[usize]>,
     data: &Mnist,
-    device: &Device,
-    backend: &str,
-    store: &mut dyn RunStore,
-    observer: &mut dyn RunObserver,
+    session: &mut Session<'_>,
 ) -> Result<ImpReport, ImpError> {
+    let backend = session.backend.as_str();
+    let (device, store, observer) = (&session.device, &mut *session.store, &mut *session.observer);
     config.validate()?;
     crate::base::store::claim_backend(store, &config.run_name(), backend)?;
     let data = data.limited(config.train_subset, config.eval_subset);
@@ -652,10 +651,7 @@ impl Experiment for ImpExperiment {
             &self.controls,
             self.control_rounds.as_deref(),
             data.get(self.config.dataset)?,
-            &session.device,
-            &session.backend,
-            session.store,
-            session.observer,
+            session,
         )
         .await
     }

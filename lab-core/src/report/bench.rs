@@ -338,3 +338,75 @@ pub fn break_even_density(rows: &[InferenceRow], model: &str, batch: usize) -> O
             (d0.ln() + t * (d1.ln() - d0.ln())).exp()
         })
 }
+
+/// Network-steps per second of R LeNet-300-100s (Adam, batch 60, round-1 IMP masks, each
+/// its own init and data order) trained one after another and as one pack.
+#[derive(Debug, Clone, Copy)]
+pub struct PackThroughput {
+    pub members: usize,
+    pub alone_steps_per_second: f64,
+    pub packed_steps_per_second: f64,
+}
+
+impl PackThroughput {
+    pub fn speedup(&self) -> f64 {
+        self.packed_steps_per_second / self.alone_steps_per_second
+    }
+}
+
+/// Times `steps` iterations of `members` networks through [`crate::training::train::train`]
+/// one after another, and through [`crate::training::pack::train_packed`]; both evaluate
+/// only at the start and the end, on 100 validation and test images.
+pub async fn pack_throughput(
+    data: &Mnist,
+    device: &Device,
+    members: usize,
+    steps: usize,
+) -> Result<PackThroughput, crate::training::train::TrainError> {
+    use crate::training::observer::Silent;
+    use crate::training::pack::{PackMember, train_packed};
+    use crate::training::train::{Prepared, train};
+    let prepared = Prepared::new(&data.limited(None, Some(100)), device);
+    let device = device.clone().autodiff();
+    let config = TrainConfig::new()
+        .with_iterations(steps)
+        .with_eval_every(steps);
+    let mut pack = Vec::with_capacity(members);
+    for seed in 0..members as u64 {
+        let model = match init_model::<Net>(ModelKind::Lenet300, seed, &device) {
+            Net::Mlp(mlp) => mlp,
+            _ => unreachable!("LeNet-300-100 is an MLP"),
+        };
+        let weights = read_weights(&model).await?;
+        let mask = magnitude(&Mask::dense_for(&model), &weights, &PruneConfig::default());
+        pack.push(PackMember {
+            model,
+            mask: Some(mask),
+            data_seed: seed,
+        });
+    }
+    let started = Instant::now();
+    for m in &pack {
+        let config = config.clone().with_data_seed(Some(m.data_seed));
+        let model = m.model.clone();
+        train(
+            model,
+            m.mask.as_ref(),
+            &prepared,
+            &config,
+            None,
+            &mut Silent,
+        )
+        .await?;
+    }
+    let alone = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    train_packed(pack, &prepared, &config, &mut Silent).await?;
+    let packed = started.elapsed().as_secs_f64();
+    let network_steps = (members * steps) as f64;
+    Ok(PackThroughput {
+        members,
+        alone_steps_per_second: network_steps / alone,
+        packed_steps_per_second: network_steps / packed,
+    })
+}

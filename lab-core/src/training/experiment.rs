@@ -23,6 +23,22 @@ pub struct Session<'a> {
     pub observer: &'a mut dyn RunObserver,
 }
 
+impl<'a> Session<'a> {
+    pub fn new(
+        device: Device,
+        backend: &str,
+        store: &'a mut dyn RunStore,
+        observer: &'a mut dyn RunObserver,
+    ) -> Self {
+        Self {
+            device,
+            backend: backend.to_string(),
+            store,
+            observer,
+        }
+    }
+}
+
 /// The data sets a face has loaded for an experiment, by kind.
 #[derive(Default, Clone, Copy)]
 pub struct Data<'a> {

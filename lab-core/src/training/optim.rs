@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::{Module, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::base::error::DeviceError;
 use crate::base::mask::DeviceMask;
-use crate::base::params::{HostTensor, PathTracker, Weights};
+use crate::base::params::{FloatParam, HostTensor, PathMapper, PathTracker, Weights, map_paths};
 
 /// Adam's constants (burn's defaults but ε = 1e-8, as TensorFlow and PyTorch).
 const BETA_1: f32 = 0.9;
@@ -75,12 +75,12 @@ impl LabOptimizer {
         mut grads: GradientsParams,
     ) -> M {
         self.time += 1;
-        model.map(&mut Updater {
-            tracker: PathTracker::default(),
+        let updater = Updater {
             optimizer: self,
             grads: &mut grads,
             learning_rate,
-        })
+        };
+        map_paths(model, updater).0
     }
 
     /// Multiplies the state of the masked parameters by the mask: the moments of pruned
@@ -207,27 +207,18 @@ impl LabOptimizer {
 }
 
 struct Updater<'a> {
-    tracker: PathTracker,
     optimizer: &'a mut LabOptimizer,
     grads: &'a mut GradientsParams,
     learning_rate: f64,
 }
 
-impl ModuleMapper for Updater<'_> {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.tracker.enter(name, container_type);
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.tracker.exit();
-    }
-
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+impl PathMapper for Updater<'_> {
+    fn map_at<const D: usize>(&mut self, at: &PathTracker, param: FloatParam<D>) -> FloatParam<D> {
         let (id, tensor, mapper) = param.consume();
         let Some(grad) = self.grads.remove::<D>(id) else {
             return Param::from_mapped_value(id, tensor, mapper);
         };
-        let path = self.tracker.path();
+        let path = at.path();
         let require_grad = tensor.is_require_grad();
         let value = tensor.inner();
         let dims = value.dims();

@@ -101,7 +101,7 @@ impl TrainConfig {
         Ok(())
     }
 
-    fn learning_rate_at(&self, iteration: usize) -> f64 {
+    pub(crate) fn learning_rate_at(&self, iteration: usize) -> f64 {
         if self.warmup_iterations == 0 {
             self.learning_rate
         } else {
@@ -109,7 +109,7 @@ impl TrainConfig {
         }
     }
 
-    fn optimizer(&self) -> LabOptimizer {
+    pub(crate) fn optimizer(&self) -> LabOptimizer {
         LabOptimizer::new(self.optimizer, self.momentum, self.weight_decay)
     }
 }
@@ -147,6 +147,22 @@ pub enum TrainError {
     Device(#[from] DeviceError),
     #[error("checkpoint: {0}")]
     Checkpoint(#[from] crate::base::store::StoreError),
+    #[error("member {member} of the pack: {source}")]
+    InMember {
+        member: usize,
+        #[source]
+        source: Box<TrainError>,
+    },
+}
+
+impl TrainError {
+    /// This error, as member `member` of a pack met it.
+    pub fn in_member(self, member: usize) -> Self {
+        TrainError::InMember {
+            member,
+            source: Box::new(self),
+        }
+    }
 }
 
 /// Host data plus the evaluation sets uploaded once to the device.
@@ -261,7 +277,7 @@ pub async fn evaluate<M: Classifier>(
 }
 
 /// The per-epoch shuffled order of training examples, drawn lazily from the data seed.
-struct BatchOrder {
+pub(crate) struct BatchOrder {
     rng: Rng,
     order: Vec<usize>,
     position: usize,
@@ -269,7 +285,7 @@ struct BatchOrder {
 }
 
 impl BatchOrder {
-    fn new(n: usize, batch_size: usize, seed: u64) -> Self {
+    pub(crate) fn new(n: usize, batch_size: usize, seed: u64) -> Self {
         let mut rng = Rng::for_purpose(seed, "data-order");
         let order = rng.permutation(n);
         Self {
@@ -281,7 +297,7 @@ impl BatchOrder {
     }
 
     /// The next batch; an epoch's incomplete last batch is dropped.
-    fn next(&mut self) -> &[usize] {
+    pub(crate) fn next(&mut self) -> &[usize] {
         if self.position + self.batch_size > self.order.len() {
             self.rng.shuffle(&mut self.order);
             self.position = 0;
@@ -444,17 +460,7 @@ pub async fn train_scheduled<M: Classifier>(
             config.iterations
         ))));
     }
-    if data.train.is_empty() {
-        return Err(ConfigError::new("the training set is empty").into());
-    }
-    let device = model
-        .devices()
-        .first()
-        .cloned()
-        .ok_or_else(|| ConfigError::new("the model has no parameters"))?;
-    if !device.is_autodiff() {
-        return Err(ConfigError::new("training needs an autodiff device").into());
-    }
+    let device = training_device(&model, data)?;
     let policy = schedule.policy;
     // A policy changes the mask; without a given one it starts from the dense mask (GMP).
     let mut dynamics = policy.map(|_| {
@@ -512,7 +518,7 @@ pub async fn train_scheduled<M: Classifier>(
             let mut time = TimeSplit::default();
             let snapshot = (snapshot_at == Some(start)).then(|| model.clone());
             let started = Instant::now();
-            let first = check(evaluate(&model, data, start).await?)?;
+            let first = check_point(evaluate(&model, data, start).await?)?;
             time.evaluation += started.elapsed().as_secs_f64();
             observer.on_eval(&first);
             (vec![first], time, snapshot, start, 0.0)
@@ -563,7 +569,7 @@ pub async fn train_scheduled<M: Classifier>(
         observer.on_step(iteration, config.iterations);
         if iteration.is_multiple_of(config.eval_every) || iteration == config.iterations {
             let started = Instant::now();
-            let point = check(evaluate(&model, data, iteration).await?)?;
+            let point = check_point(evaluate(&model, data, iteration).await?)?;
             time.evaluation += started.elapsed().as_secs_f64();
             observer.on_eval(&point);
             curve.push(point);
@@ -593,16 +599,7 @@ pub async fn train_scheduled<M: Classifier>(
             pause.await;
         }
     }
-    let early_stop = *curve
-        .iter()
-        .reduce(|best, p| {
-            if p.validation_loss < best.validation_loss {
-                p
-            } else {
-                best
-            }
-        })
-        .expect("at least one evaluation");
+    let early_stop = early_stop_of(&curve);
     let last = *curve.last().expect("at least one evaluation");
     let (final_mask, explored, mask_updates) = match dynamics {
         Some(d) => (Some(d.mask), Some(d.explored), d.updates),
@@ -690,7 +687,41 @@ fn with_grown_values(mut weights: Weights, mask: &Mask, next: &Mask, values: &We
     weights
 }
 
-fn check(point: EvalPoint) -> Result<EvalPoint, TrainError> {
+/// The autodiff device `model` trains on, once the data and the model can train at all.
+pub(crate) fn training_device<M: burn::module::Module>(
+    model: &M,
+    data: &Prepared,
+) -> Result<Device, ConfigError> {
+    if data.train.is_empty() {
+        return Err(ConfigError::new("the training set is empty"));
+    }
+    let device = model
+        .devices()
+        .first()
+        .cloned()
+        .ok_or_else(|| ConfigError::new("the model has no parameters"))?;
+    if !device.is_autodiff() {
+        return Err(ConfigError::new("training needs an autodiff device"));
+    }
+    Ok(device)
+}
+
+/// The evaluation point of minimum validation loss (the first, on ties).
+pub(crate) fn early_stop_of(curve: &[EvalPoint]) -> EvalPoint {
+    *curve
+        .iter()
+        .reduce(|best, p| {
+            if p.validation_loss < best.validation_loss {
+                p
+            } else {
+                best
+            }
+        })
+        .expect("at least one evaluation")
+}
+
+/// `point`, or the divergence its validation loss shows.
+pub(crate) fn check_point(point: EvalPoint) -> Result<EvalPoint, TrainError> {
     if point.validation_loss.is_finite() {
         Ok(point)
     } else {

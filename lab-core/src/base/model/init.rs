@@ -1,9 +1,9 @@
 //! Seeded, backend-independent initialisation of any module.
 
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
 
-use crate::base::params::{PathTracker, map_param_value};
+use crate::base::params::{FloatParam, PathMapper, PathTracker, map_param_value, map_paths};
 use crate::base::rng::Rng;
 
 /// The Gaussian Glorot (Xavier normal) initialisation of the LTH paper:
@@ -20,12 +20,7 @@ pub fn glorot_normal<M: Module>(module: M, seed: u64) -> M {
 /// [`glorot_normal`] drawn from the streams `"<stream>/<path>"` instead of `"init/<path>"`:
 /// independent weights under the same seed (the random-reinitialisation control).
 pub fn glorot_normal_stream<M: Module>(module: M, seed: u64, stream: &str) -> M {
-    let mut mapper = GlorotMapper {
-        tracker: PathTracker::default(),
-        seed,
-        stream,
-    };
-    module.map(&mut mapper)
+    map_paths(module, GlorotMapper { seed, stream }).0
 }
 
 /// (fan_in, fan_out) of a weight: burn's Linear is `[d_in, d_out]`, Conv `[c_out, c_in, k…]`.
@@ -41,22 +36,13 @@ pub fn fans(shape: &[usize]) -> (usize, usize) {
 }
 
 struct GlorotMapper<'a> {
-    tracker: PathTracker,
     seed: u64,
     stream: &'a str,
 }
 
-impl ModuleMapper for GlorotMapper<'_> {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.tracker.enter(name, container_type);
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.tracker.exit();
-    }
-
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let path = self.tracker.path();
+impl PathMapper for GlorotMapper<'_> {
+    fn map_at<const D: usize>(&mut self, at: &PathTracker, param: FloatParam<D>) -> FloatParam<D> {
+        let path = at.path();
         let is_bias = path.ends_with("bias");
         let is_weight = path.ends_with("weight") && D >= 2;
         if !is_bias && !is_weight {

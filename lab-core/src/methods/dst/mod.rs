@@ -11,7 +11,6 @@ pub mod density;
 pub mod policy;
 
 use burn::config::Config;
-use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
@@ -24,11 +23,10 @@ use crate::base::mask::masked_weights;
 use crate::base::model::{Architecture, ModelKind, Net, init_model};
 use crate::base::naming::run_name;
 use crate::base::params::read_weights;
-use crate::base::store::{RunStore, StoreError, read_json, write_json};
+use crate::base::store::{StoreError, read_json, write_json};
 use crate::base::ticket::{Provenance, Ticket};
 use crate::training::checkpoint::Checkpointing;
 use crate::training::experiment::{Data, Experiment, Session};
-use crate::training::observer::RunObserver;
 use crate::training::policy::{MaskPolicy, MaskUpdate};
 use crate::training::result::RoundResult;
 use crate::training::train::{Prepared, Schedule, TrainConfig, TrainError, train_scheduled};
@@ -193,11 +191,10 @@ pub async fn run_dst<M: Architecture>(
     experiment: &DstExperiment,
     given_mask: Option<&Mask>,
     data: &Prepared,
-    device: &Device,
-    backend: &str,
-    store: &mut dyn RunStore,
-    observer: &mut dyn RunObserver,
+    session: &mut Session<'_>,
 ) -> Result<DstResult, DstError> {
+    let backend = session.backend.as_str();
+    let (device, store, observer) = (&session.device, &mut *session.store, &mut *session.observer);
     experiment.validate()?;
     let keys = DstKeys {
         run: experiment.run_name(),
@@ -388,16 +385,7 @@ impl Experiment for DstRun {
         let experiment = &self.experiment;
         let subsets = (experiment.train_subset, experiment.eval_subset);
         let prepared = data.prepared(experiment.dataset, subsets, &session.device)?;
-        run_dst::<Net>(
-            experiment,
-            self.given_mask.as_ref(),
-            &prepared,
-            &session.device,
-            &session.backend,
-            session.store,
-            session.observer,
-        )
-        .await
+        run_dst::<Net>(experiment, self.given_mask.as_ref(), &prepared, session).await
     }
 }
 

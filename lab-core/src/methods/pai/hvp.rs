@@ -10,7 +10,7 @@
 //! Only the parameters a [`Mask`] covers take part: gradients are read for them, and θ moves
 //! along `v` in them alone, so the products are the Hessian's block of the prunable weights.
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
@@ -18,7 +18,10 @@ use crate::base::data::Split;
 use crate::base::mask::Mask;
 use crate::base::model::gates::GateMismatch;
 use crate::base::model::{Classifier, Gates};
-use crate::base::params::{HostTensor, PathTracker, Weights, map_param_value};
+use crate::base::params::{
+    FloatParam, HostTensor, PathMapper, PathTracker, Weights, map_param_value, map_paths,
+    read_gradients,
+};
 use crate::training::train::{batch_tensors, cross_entropy};
 
 #[derive(Debug, thiserror::Error)]
@@ -62,32 +65,6 @@ impl LossBatch {
     }
 }
 
-struct GradReader<'a> {
-    tracker: PathTracker,
-    grads: &'a GradientsParams,
-    masked: &'a Mask,
-    out: Vec<(String, Tensor<1>)>,
-}
-
-impl ModuleVisitor for GradReader<'_> {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.tracker.enter(name, container_type);
-    }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.tracker.exit();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let path = self.tracker.path();
-        if self.masked.layer(&path).is_none() {
-            return;
-        }
-        if let Some(grad) = self.grads.get::<D>(param.id) {
-            let n: usize = grad.dims().iter().product();
-            self.out.push((path, grad.reshape([n])));
-        }
-    }
-}
-
 async fn read_host(tensor: Tensor<1>) -> Result<Vec<f32>, HvpError> {
     tensor
         .into_data_async()
@@ -106,22 +83,7 @@ pub async fn gradients<M: Module>(
     mask: &Mask,
 ) -> Result<Weights, HvpError> {
     let grads = GradientsParams::from_grads(loss.backward(), model);
-    let mut reader = GradReader {
-        tracker: PathTracker::default(),
-        grads: &grads,
-        masked: mask,
-        out: Vec::new(),
-    };
-    model.visit(&mut reader);
-    let mut read: Weights = Weights::new();
-    for (path, tensor) in reader.out {
-        let shape = mask
-            .layer(&path)
-            .map(|l| l.shape.clone())
-            .unwrap_or_default();
-        let values = read_host(tensor).await?;
-        read.insert(path, HostTensor { shape, values });
-    }
+    let mut read = read_gradients(model, &grads, &|path| mask.layer(path).is_some()).await?;
     Ok(mask
         .layers
         .iter()
@@ -152,20 +114,13 @@ pub async fn gradient_and_gates<M: Classifier>(
 }
 
 struct AddScaled<'a> {
-    tracker: PathTracker,
     direction: &'a Weights,
     scale: f32,
 }
 
-impl ModuleMapper for AddScaled<'_> {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.tracker.enter(name, container_type);
-    }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.tracker.exit();
-    }
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let Some(step) = self.direction.get(&self.tracker.path()) else {
+impl PathMapper for AddScaled<'_> {
+    fn map_at<const D: usize>(&mut self, at: &PathTracker, param: FloatParam<D>) -> FloatParam<D> {
+        let Some(step) = self.direction.get(&at.path()) else {
             return param;
         };
         let scale = self.scale;
@@ -182,11 +137,7 @@ impl ModuleMapper for AddScaled<'_> {
 
 /// θ + scale · direction, for the parameters in `direction`.
 pub fn shifted<M: Module>(model: &M, direction: &Weights, scale: f32) -> M {
-    model.clone().map(&mut AddScaled {
-        tracker: PathTracker::default(),
-        direction,
-        scale,
-    })
+    map_paths(model.clone(), AddScaled { direction, scale }).0
 }
 
 /// Euclidean norm of host weights, in f64.

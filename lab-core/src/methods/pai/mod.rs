@@ -588,11 +588,10 @@ impl PaiResult {
 pub async fn run_pai<M: crate::base::model::Architecture>(
     experiment: &PaiExperiment,
     data: &crate::training::train::Prepared,
-    device: &Device,
-    backend: &str,
-    store: &mut dyn crate::base::store::RunStore,
-    observer: &mut dyn crate::training::observer::RunObserver,
+    session: &mut Session<'_>,
 ) -> Result<PaiResult, PaiError> {
+    let backend = session.backend.as_str();
+    let (device, store, observer) = (&session.device, &mut *session.store, &mut *session.observer);
     experiment.pai.validate()?;
     experiment.train.validate()?;
     crate::base::error::ConfigError::check_subsets(
@@ -745,14 +744,6 @@ impl Experiment for PaiExperiment {
     async fn run(&self, data: &Data<'_>, session: &mut Session<'_>) -> Result<PaiResult, PaiError> {
         let subsets = (self.train_subset, self.eval_subset);
         let prepared = data.prepared(self.dataset, subsets, &session.device)?;
-        run_pai::<Net>(
-            self,
-            &prepared,
-            &session.device,
-            &session.backend,
-            session.store,
-            session.observer,
-        )
-        .await
+        run_pai::<Net>(self, &prepared, session).await
     }
 }
