@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds lab-wasm for the page into www/pkg: cargo (wasm32), then binaryen's wasm-opt -O2 on
 # rustc's module, then wasm-bindgen --target web.
-#   scripts/build-www.sh [--dev]      (release by default: training runs ~10x faster)
+#   scripts/build-www.sh [--dev] [--lint]   (release by default: training runs ~10x faster;
+#                                           --lint: clippy's lints in the same compile, as the
+#                                           browser test builds, so its crates are reused)
 #
 # wasm-opt runs BEFORE wasm-bindgen: Debian's binaryen 108 rewrites the externref table that
 # wasm-bindgen adds as anyref, which Chromium rejects, so it cannot run on wasm-bindgen's
@@ -13,13 +15,20 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 scripts/setup.sh browser
 profile=release
-[ "${1:-}" = "--dev" ] && profile=dev
+linted=()
+for arg in "$@"; do
+  case "$arg" in
+    --dev) profile=dev ;;
+    --lint) linted=(lint) ;;
+    *) echo "usage: scripts/build-www.sh [--dev] [--lint]" >&2; exit 2 ;;
+  esac
+done
 start=$(date +%s)
 if [ "$profile" = release ]; then
-  cargo build --release --target wasm32-unknown-unknown -p lab-wasm
+  "${linted[@]}" cargo build --release --target wasm32-unknown-unknown -p lab-wasm
   built="$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/lab_wasm.wasm"
 else
-  cargo build --target wasm32-unknown-unknown -p lab-wasm
+  "${linted[@]}" cargo build --target wasm32-unknown-unknown -p lab-wasm
   built="$CARGO_TARGET_DIR/wasm32-unknown-unknown/debug/lab_wasm.wasm"
 fi
 work=$(mktemp -d)

@@ -21,6 +21,15 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
   export XDG_RUNTIME_DIR="$HOME/.cache/lth-lab/xdg-runtime"
   mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 fi
-# Jupyter lives in its own venv; cargo-installed tools (evcxr_jupyter, wasm-pack) in Cargo's bin.
+# Jupyter lives in its own venv; cargo-installed tools (evcxr_jupyter, wasm-bindgen-cli) in Cargo's bin.
 export LTH_VENV="${LTH_VENV:-$HOME/.cache/lth-lab/venv}"
 export PATH="$HOME/.cargo/bin:$PATH"
+# `lint cargo build|test …`: the workspace's own crates compile through clippy-driver with
+# -D warnings, so one compile both lints and builds them. `cargo clippy` would type-check every
+# dependency once more in check mode (minutes when cold, for burn and wgpu twice: native and
+# wasm32). This is what `cargo clippy -- -D warnings` sets up, applied to a build; the test
+# scripts use it, and every cargo command of one test run must, or cargo rebuilds the crates.
+lint() {
+  RUSTC_WORKSPACE_WRAPPER="$(rustc --print sysroot)/bin/clippy-driver" \
+    CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__ "$@"
+}

@@ -4,9 +4,13 @@
 #   scripts/setup.sh core       the pinned toolchain (rust-toolchain.toml), a C toolchain,
 #                               pkg-config, Debian packages for the native lab
 #   scripts/setup.sh browser    + wasm32 target, Node >= 20 and npm, Chromium, chromedriver,
-#                               wasm-pack, wasm-bindgen-cli, binaryen (wasm-opt)
+#                               wasm-bindgen-cli, binaryen (wasm-opt)
 #   scripts/setup.sh notebooks  + Jupyter (PyPI, in a venv) and the evcxr kernel (crates.io)
 #   scripts/setup.sh slurm      + Slurm and munge (Debian's slurm-wlm, munge) for the sweep test
+#   scripts/setup.sh system     everything but the cargo-installed tools
+#   scripts/setup.sh browser-tools | notebook-tools
+#                               only those tools (wasm-bindgen-cli; evcxr_jupyter), as
+#                               scripts/test.sh builds them in the background after `system`
 # Nothing is fetched outside rustup's, crates.io, PyPI, npm and Debian's servers. What apt
 # cannot provide (Node >= 20 on Debian 12, rustup itself) stops the script with what to do.
 set -euo pipefail
@@ -14,8 +18,8 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 what="${1:-all}"
 case "$what" in
-  core | browser | notebooks | slurm | all) ;;
-  *) echo "usage: scripts/setup.sh [core|browser|notebooks|slurm|all]" >&2; exit 2 ;;
+  core | browser | notebooks | slurm | system | browser-tools | notebook-tools | all) ;;
+  *) echo "usage: scripts/setup.sh [core|browser|notebooks|slurm|system|browser-tools|notebook-tools|all]" >&2; exit 2 ;;
 esac
 setup_start=$(date +%s)
 
@@ -72,7 +76,9 @@ major() {
   if [[ "$v" =~ ^[0-9]+$ ]]; then echo "$v"; else echo 0; fi
 }
 
-# `cargo install` only when the wanted version is not there yet (a few minutes each otherwise).
+# `cargo install` only when the wanted version is not there yet (a few minutes each otherwise),
+# in a target dir of its own (cargo's temporary one): the shared one's lock would make a tool
+# built in the background wait for the tests' builds, and the reverse.
 # --force: the wanted version is missing (checked here), so replace any other, from any source.
 # --locked builds with the tool's own Cargo.lock. When the registry lacks a version pinned there
 # (wasm-bindgen-cli 0.2.130 pins webpki-roots 1.0.11, which the crates.io mirror here lacks),
@@ -91,7 +97,7 @@ cargo_tool() {
   local t0 log reason
   t0=$(date +%s)
   log=$(mktemp)
-  if ! cargo install --locked --force --quiet "$crate" --version "$version" 2>"$log"; then
+  if ! env -u CARGO_TARGET_DIR cargo install --locked --force --quiet "$crate" --version "$version" 2>"$log"; then
     if ! grep -q 'locked to\|lock file' "$log"; then
       cat "$log" >&2
       die "cargo install $crate $version failed"
@@ -102,7 +108,7 @@ cargo_tool() {
     if ! cargo_tool_relocked "$crate" "$version"; then
       echo "setup: warning: $crate $version: its Cargo.lock could not be kept;" \
         "installing with a fresh resolution (every dependency at its newest compatible version)" >&2
-      cargo install --force --quiet "$crate" --version "$version"
+      env -u CARGO_TARGET_DIR cargo install --force --quiet "$crate" --version "$version"
     fi
   fi
   rm -f "$log"
@@ -127,7 +133,7 @@ cargo_tool_relocked() {
   for _ in 1 2 3 4 5 6 7 8; do
     if cargo fetch --locked --quiet --manifest-path "$dir/Cargo.toml" 2>"$log"; then
       rm -f "$log"
-      cargo install --locked --force --quiet --path "$dir" || die "cargo install $crate $version failed"
+      env -u CARGO_TARGET_DIR cargo install --locked --force --quiet --path "$dir" || die "cargo install $crate $version failed"
       return 0
     fi
     spec=$(sed -n 's/.*failed to select a version for the requirement `\([^ `]*\) = .*(locked to \([^)]*\)).*/\1@\2/p' "$log" | head -n1)
@@ -194,11 +200,14 @@ setup_browser() {
   # binaryen: wasm-opt shrinks the page's module (scripts/build-www.sh).
   apt_install chromium chromium-driver binaryen
   grep -q wasm32-unknown-unknown <<<"$(rustup target list --installed)" || rustup target add wasm32-unknown-unknown
+}
+
+# wasm-bindgen (the page) and wasm-bindgen-test-runner (cargo's runner for the wasm32 tests).
+browser_tools() {
   # The CLI must match the wasm-bindgen in Cargo.lock exactly.
   local bindgen
   bindgen=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/[version="]/, "", $0); gsub(/ /, "", $0); print; exit}' Cargo.lock)
   cargo_tool wasm-bindgen-cli "$bindgen" wasm-bindgen
-  cargo_tool wasm-pack 0.15.1 wasm-pack
 }
 
 setup_notebooks() {
@@ -216,6 +225,10 @@ setup_notebooks() {
     "$venv/bin/pip" install --quiet --disable-pip-version-check jupyterlab nbclient nbconvert nbformat
     echo "setup: Jupyter took $(( $(date +%s) - t0 ))s"
   fi
+}
+
+notebook_tools() {
+  local venv="$LTH_VENV"
   cargo_tool evcxr_jupyter 0.22.0 evcxr_jupyter
   # Registers the "rust" kernel for this user (kernel.json points at evcxr_jupyter).
   if ! grep -q '^ *rust ' <<<"$("$venv/bin/jupyter" kernelspec list 2>/dev/null)"; then
@@ -231,9 +244,12 @@ setup_slurm() {
 
 case "$what" in
   core) setup_core ;;
-  browser) setup_core; setup_browser ;;
-  notebooks) setup_core; setup_notebooks ;;
+  browser) setup_core; setup_browser; browser_tools ;;
+  notebooks) setup_core; setup_notebooks; notebook_tools ;;
   slurm) setup_core; setup_slurm ;;
-  all) setup_core; setup_browser; setup_notebooks; setup_slurm ;;
+  system) setup_core; setup_browser; setup_notebooks; setup_slurm ;;
+  browser-tools) browser_tools ;;
+  notebook-tools) notebook_tools ;;
+  all) setup_core; setup_browser; setup_notebooks; setup_slurm; browser_tools; notebook_tools ;;
 esac
 echo "setup: $what ready in $(( $(date +%s) - setup_start ))s"

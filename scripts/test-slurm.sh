@@ -9,7 +9,8 @@ source scripts/env.sh
 start=$(date +%s)
 lap() { echo "test-slurm: $1 after $(( $(date +%s) - start ))s"; }
 scripts/setup.sh slurm
-cargo build --release -p lab-cli --features "$LTH_FEATURES"
+# The native tests' build (scripts/test.sh native), found fresh when they ran first.
+lint cargo build --release --workspace --features "$LTH_FEATURES"
 lth="$CARGO_TARGET_DIR/release/lth"
 work=$(mktemp -d /tmp/lth-slurm-test.XXXXXX)
 chmod 755 "$work" # the daemons' users (munge) reach the cluster's files under it

@@ -12,14 +12,42 @@ part="${1:-all}"
 start=$(date +%s)
 lap() { echo "scripts/test.sh: $1 after $(( $(date +%s) - start ))s"; }
 
+# All of it: the system's packages first; then the cargo-installed tools (wasm-bindgen-cli,
+# evcxr_jupyter: about 10 min of compiling on a fresh machine) build niced in the background,
+# one after the other, in the time the native tests, Slurm and the browser leave a core idle;
+# each part waits for its tool when it needs it. On a set-up machine they are found at once.
+tools="$HOME/.cache/lth-lab/setup-tools"
+tools_pid=
+if [ "$part" = all ]; then
+  scripts/setup.sh system
+  rm -rf "$tools" && mkdir -p "$tools"
+  (
+    for tool in browser-tools notebook-tools; do
+      status=0
+      nice -n 19 scripts/setup.sh "$tool" >"$tools/$tool.log" 2>&1 || status=$?
+      echo "$status" >"$tools/$tool.rc"
+    done
+  ) &
+  tools_pid=$!
+fi
+# Waits for one background tool (its log printed); a failed install fails the run here.
+await_tool() {
+  [ -n "$tools_pid" ] || return 0
+  local waited=$(date +%s)
+  while [ ! -e "$tools/$1.rc" ]; do sleep 2; done
+  sed 's/^/  (background) /' "$tools/$1.log"
+  [ "$(cat "$tools/$1.rc")" = 0 ] || { echo "scripts/test.sh: setup.sh $1 failed" >&2; exit 1; }
+  lap "$1 ready (waited $(( $(date +%s) - waited ))s)"
+}
+
 if [ "$part" = all ] || [ "$part" = native ]; then
   scripts/setup.sh core
   source scripts/env.sh # again: setup may just have installed the software Vulkan driver
-  # $LTH_FEATURES (env.sh) is also what imp.sh and bench.sh build with: burn compiles once.
+  # $LTH_FEATURES (env.sh) is also what bench.sh builds with: burn compiles once. `lint`
+  # (env.sh) makes the build the clippy run too: every target, benches included.
   cargo fmt --all -- --check
-  cargo clippy --release --workspace --all-targets --features "$LTH_FEATURES" -- -D warnings
-  cargo build --release --workspace --features "$LTH_FEATURES"
-  cargo test --release --workspace --features "$LTH_FEATURES"
+  lint cargo build --release --workspace --all-targets --features "$LTH_FEATURES"
+  lint cargo test --release --workspace --features "$LTH_FEATURES"
   lap "native tests passed"
 fi
 if [ "$part" = all ] || [ "$part" = slurm ]; then
@@ -27,12 +55,12 @@ if [ "$part" = all ] || [ "$part" = slurm ]; then
   lap "Slurm sweep test passed"
 fi
 if [ "$part" = all ] || [ "$part" = browser ]; then
-  scripts/setup.sh browser
-  cargo clippy --release --target wasm32-unknown-unknown -p lab-wasm --all-targets -- -D warnings
+  await_tool browser-tools
   scripts/test-browser.sh
   lap "browser tests passed"
 fi
 if [ "$part" = all ] || [ "$part" = notebooks ]; then
+  await_tool notebook-tools
   scripts/test-notebooks.sh
   lap "notebooks passed"
 fi

@@ -19,7 +19,7 @@ use crate::args::{
     DatasetArg, DistributionArg, DropScheduleArg, GrowInitArg, MethodArg, ModelArg, OptimizerArg,
     RunArgs,
 };
-use crate::output::{write_chart, write_file, write_json};
+use crate::output::{print_done, write_chart, write_file, write_json};
 use crate::runner::Runner;
 
 #[derive(Args)]
@@ -247,11 +247,7 @@ pub fn run(args: &DstArgs) -> Result<()> {
     }
     let table = write_outputs(&args.out, &results, &comparisons)?;
     println!("{table}");
-    eprintln!(
-        "done in {:.1}s: {}",
-        started.elapsed().as_secs_f64(),
-        args.out.display()
-    );
+    print_done(started, &args.out);
     Ok(())
 }
 

@@ -56,3 +56,12 @@ pub fn write_report_charts(out: &Path, report: &ImpReport) -> Result<()> {
     write_chart(out, "curves", &charts::training_curves(&report.curves()))?;
     Ok(())
 }
+
+/// The last line of a command: how long it took and where its files are.
+pub fn print_done(started: std::time::Instant, out: &Path) {
+    eprintln!(
+        "done in {:.1}s: {}",
+        started.elapsed().as_secs_f64(),
+        out.display()
+    );
+}

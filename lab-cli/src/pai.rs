@@ -11,7 +11,7 @@ use lab_core::pruning::prune::PruneScope;
 use lab_core::training::train::TrainConfig;
 
 use crate::args::{ModelArg, RunArgs, ScoreArg};
-use crate::output::{write_chart, write_file, write_json};
+use crate::output::{print_done, write_chart, write_file, write_json};
 use crate::runner::Runner;
 
 #[derive(Args)]
@@ -168,10 +168,6 @@ pub fn run(args: &PaiArgs) -> Result<()> {
         &lab_core::methods::pai::sweep_chart(&results),
     )?;
     println!("{table}");
-    eprintln!(
-        "done in {:.1}s: {}",
-        started.elapsed().as_secs_f64(),
-        args.out.display()
-    );
+    print_done(started, &args.out);
     Ok(())
 }

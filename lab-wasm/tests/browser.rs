@@ -1,4 +1,4 @@
-//! lab-wasm in a real browser (`wasm-pack test --headless --chrome`, see scripts/test-browser.sh):
+//! lab-wasm in a real browser (wasm-bindgen-test-runner in headless Chromium, see scripts/test-browser.sh):
 //! the data path on real MNIST, short IMP runs on the CPU with mask invariants, cancel and
 //! resume, and the WebGPU backend where the browser offers an adapter.
 #![cfg(target_arch = "wasm32")]

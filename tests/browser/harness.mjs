@@ -1,5 +1,5 @@
 // Shared by the page test and the benchmark: the dev server and Debian's Chromium with the
-// flags committed in lab-wasm/webdriver.json (the same ones wasm-pack's tests use).
+// flags committed in lab-wasm/webdriver.json (the same ones the wasm-bindgen tests use).
 import { spawn } from 'node:child_process';
 import { readFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';

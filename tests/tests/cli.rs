@@ -8,27 +8,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn lth() -> PathBuf {
-    // The binary cargo built for this test run (the test is declared in lab-cli/Cargo.toml).
-    PathBuf::from(env!("CARGO_BIN_EXE_lth"))
-}
+mod common;
+
+use common::{QUICK, lth, strip_timing};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lth-e2e-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    common::scratch("e2e", name)
 }
-
-const QUICK: [&str; 8] = [
-    "--iterations",
-    "150",
-    "--eval-every",
-    "50",
-    "--train-subset",
-    "6000",
-    "--eval-subset",
-    "1000",
-];
 
 fn imp(out: &Path, rounds: &str, extra: &[&str]) -> Command {
     let mut cmd = Command::new(lth());
@@ -64,20 +50,6 @@ fn same_rounds_as_uninterrupted(out: &Path, rounds: &str, name: &str) {
 
 fn report(out: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap()
-}
-
-fn strip_timing(rounds: &Value) -> Vec<Value> {
-    rounds
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let mut r = r.clone();
-            r.as_object_mut().unwrap().remove("wall_seconds");
-            r.as_object_mut().unwrap().remove("time");
-            r
-        })
-        .collect()
 }
 
 #[test]

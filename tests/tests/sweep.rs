@@ -8,13 +8,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn lth() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_lth"))
-}
+mod common;
+
+use common::{lth, strip_timing};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lth-sweep-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::scratch("sweep", name);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -66,39 +65,13 @@ fn states(file: &Path, out: &Path) -> Vec<String> {
         .collect()
 }
 
-fn strip_timing(rounds: &Value) -> Vec<Value> {
-    rounds
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let mut r = r.clone();
-            let fields = r.as_object_mut().unwrap();
-            fields.remove("time");
-            fields.remove("wall_seconds");
-            r
-        })
-        .collect()
-}
-
 /// `lth imp` alone, with the settings of one entry.
 fn imp_alone(out: &Path, extra: &[&str]) -> Value {
-    let quick = [
-        "--iterations",
-        "150",
-        "--eval-every",
-        "50",
-        "--train-subset",
-        "6000",
-        "--eval-subset",
-        "1000",
-        "--rounds",
-        "2",
-    ];
     ok(Command::new(lth())
         .args(["imp", "--quiet", "--out"])
         .arg(out)
-        .args(quick)
+        .args(common::QUICK)
+        .args(["--rounds", "2"])
         .args(extra)
         .output()
         .unwrap());

@@ -10,7 +10,7 @@ use lab_core::analyses::early_bird::{
 };
 
 use crate::args::TrainingArgs;
-use crate::output::{write_chart, write_file, write_json};
+use crate::output::{print_done, write_chart, write_file, write_json};
 use crate::runner::Runner;
 
 #[derive(Args)]
@@ -91,10 +91,6 @@ pub fn run(args: &EarlyBirdArgs) -> Result<()> {
     write_file(&args.out.join("table.md"), &text)?;
     write_chart(&args.out, "distance", &distance_chart(&report))?;
     println!("{text}");
-    eprintln!(
-        "done in {:.1}s: {}",
-        started.elapsed().as_secs_f64(),
-        args.out.display()
-    );
+    print_done(started, &args.out);
     Ok(())
 }

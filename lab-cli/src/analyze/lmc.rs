@@ -12,7 +12,7 @@ use lab_core::analyses::lmc::{
 use lab_core::methods::imp::Control;
 
 use crate::args::TrainingArgs;
-use crate::output::{write_chart, write_file, write_json};
+use crate::output::{print_done, write_chart, write_file, write_json};
 use crate::runner::Runner;
 
 #[derive(Args)]
@@ -148,10 +148,6 @@ pub fn run(args: &LmcArgs) -> Result<()> {
         )?;
     }
     println!("{text}");
-    eprintln!(
-        "done in {:.1}s: {}",
-        started.elapsed().as_secs_f64(),
-        args.out.display()
-    );
+    print_done(started, &args.out);
     Ok(())
 }

@@ -8,7 +8,7 @@ use clap::Args;
 use lab_core::analyses::transfer::{TransferExperiment, accuracy_chart, table};
 
 use crate::args::{DatasetArg, TrainingArgs, parse_rewind};
-use crate::output::{write_chart, write_file, write_json};
+use crate::output::{print_done, write_chart, write_file, write_json};
 use crate::runner::Runner;
 
 #[derive(Args)]
@@ -74,10 +74,6 @@ pub fn run(args: &TransferArgs) -> Result<()> {
     runner.progress.finish();
     write_file(&args.out.join("table.md"), &text)?;
     print!("{text}");
-    eprintln!(
-        "done in {:.1}s: {}",
-        started.elapsed().as_secs_f64(),
-        args.out.display()
-    );
+    print_done(started, &args.out);
     Ok(())
 }
