@@ -17,6 +17,7 @@ use lab_core::methods::dst::{Distribution, Method};
 use lab_core::methods::imp::{Control, Rewind};
 use lab_core::methods::pai::Score;
 use lab_core::training::optim::OptimizerKind;
+use lab_core::training::sparse::Kernel;
 use lab_core::training::train::TrainConfig;
 
 /// `$arg` wraps `$kind` as a clap value enum: the values are `$kind::ALL`, each named by
@@ -116,6 +117,11 @@ value_enum! {
 value_enum! {
     /// `--optimizer`: adam or sgd.
     OptimizerArg(OptimizerKind), name: optimizer_name, aliases: []
+}
+
+value_enum! {
+    /// `--kernel`: dense, sparse or auto (lab-core's [`Kernel::ALL`]).
+    KernelArg(Kernel), name: Kernel::name, aliases: []
 }
 
 /// The name of an optimizer on the command line (and in records: its serde name).

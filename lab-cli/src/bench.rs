@@ -45,6 +45,13 @@ pub struct BenchArgs {
     /// Iterations of each network in the packing table.
     #[arg(long, default_value_t = 300)]
     pack_steps: usize,
+    /// Sparse training: LeNet-300-100 and LeNet-5 steps/s masked dense (first backend)
+    /// against the host's sparse trainer, at these densities in percent (empty = skip).
+    #[arg(long, value_delimiter = ',', default_value = "100,50,20,10,5,2,1")]
+    sparse_training: Vec<f64>,
+    /// Timed steps of each path per density in the sparse-training table.
+    #[arg(long, default_value_t = 300)]
+    sparse_steps: usize,
     /// Also write the inference table as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -73,6 +80,46 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         (args.inference_only, args.pack.is_empty(), backends.first())
     {
         packing(args, &data, backend)?;
+    }
+    if let (false, Some(&backend)) = (args.sparse_training.is_empty(), backends.first()) {
+        sparse_training(args, &data, backend)?;
+    }
+    Ok(())
+}
+
+/// Steps/s of masked-dense training against sparse training, per model and density.
+fn sparse_training(args: &BenchArgs, data: &Mnist, backend: BackendKind) -> Result<()> {
+    let device = backend.device()?;
+    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all cores".into());
+    let densities: Vec<f64> = args.sparse_training.iter().map(|p| p / 100.0).collect();
+    for kind in [ModelKind::Lenet300, ModelKind::Lenet5] {
+        println!(
+            "\nSparse training, {}, Adam, batch 60, random masks, {} steps each: masked dense on {} ({threads} threads) vs sparse on the host (1 thread)",
+            kind.name(),
+            args.sparse_steps,
+            backend.name()
+        );
+        println!(
+            "{:>8} {:>8} {:>15} {:>16} {:>9}",
+            "density", "kept", "dense steps/s", "sparse steps/s", "sparse ×"
+        );
+        let rows = lab_core::block_on(lab_core::report::bench::sparse_training_table(
+            data,
+            &device,
+            kind,
+            &densities,
+            args.sparse_steps.max(1),
+        ))?;
+        for r in rows {
+            println!(
+                "{:>7.1}% {:>8} {:>15.0} {:>16.0} {:>9.2}",
+                100.0 * r.density,
+                r.kept_weights,
+                r.dense_steps_per_second,
+                r.sparse_steps_per_second,
+                r.speedup()
+            );
+        }
     }
     Ok(())
 }

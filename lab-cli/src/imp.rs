@@ -14,7 +14,9 @@ use lab_core::pruning::prune::{LayerRate, PruneConfig, PruneScope};
 use lab_core::report::reproduce::{densities, rounds_for_levels};
 use lab_core::training::train::TrainConfig;
 
-use crate::args::{ControlArg, DatasetArg, ModelArg, OptimizerArg, RunArgs, parse_rewind};
+use crate::args::{
+    ControlArg, DatasetArg, KernelArg, ModelArg, OptimizerArg, RunArgs, parse_rewind,
+};
 use crate::output::{write_json, write_report_charts};
 use crate::runner::Runner;
 
@@ -55,6 +57,11 @@ pub struct ImpArgs {
     pub out: PathBuf,
     #[arg(long, default_value_t = OptimizerArg(TrainConfig::new().optimizer))]
     optimizer: OptimizerArg,
+    /// How steps compute: dense (masked, on the backend), sparse (the host, kept weights
+    /// only; LeNet-300-100) or auto (sparse below the break-even density). Part of the run's
+    /// identity, as the backend.
+    #[arg(long, default_value_t = KernelArg(TrainConfig::new().kernel))]
+    kernel: KernelArg,
     // Hyper-parameter defaults are lab-core's (TrainConfig, PruneConfig): one place.
     #[arg(long, default_value_t = TrainConfig::new().learning_rate)]
     lr: f64,
@@ -150,7 +157,8 @@ pub(crate) fn imp_config(args: &ImpArgs, rounds: usize) -> Result<ImpConfig> {
         .with_warmup_iterations(args.warmup)
         .with_weight_decay(args.weight_decay)
         .with_eval_every(args.eval_every)
-        .with_data_seed(args.data_seed);
+        .with_data_seed(args.data_seed)
+        .with_kernel(args.kernel.0);
     let prune = PruneConfig {
         scope: if args.global {
             PruneScope::Global

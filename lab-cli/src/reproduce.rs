@@ -10,8 +10,9 @@ use clap::Args;
 use lab_core::methods::imp::Rewind;
 use lab_core::pruning::prune::PruneConfig;
 use lab_core::report::reproduce::lth_lenet300;
+use lab_core::training::sparse::Kernel;
 
-use crate::args::BackendArg;
+use crate::args::{BackendArg, KernelArg};
 use crate::output::write_file;
 
 #[derive(Args)]
@@ -49,6 +50,10 @@ pub struct ReproduceArgs {
     /// Print the protocol's sweep file and stop (to run it with `lth sweep` elsewhere).
     #[arg(long)]
     print_sweep: bool,
+    /// How steps compute: dense, sparse or auto (rounds below the break-even density train
+    /// sparse; see `lth imp --kernel`). A kernel other than dense names its own runs.
+    #[arg(long, default_value_t = KernelArg(Kernel::Dense))]
+    kernel: KernelArg,
     #[arg(long)]
     quiet: bool,
 }
@@ -85,6 +90,9 @@ pub fn sweep_file(args: &ReproduceArgs) -> Result<String> {
     );
     if args.download {
         args_table += "download = true\n";
+    }
+    if args.kernel.0 != Kernel::Dense {
+        args_table += &format!("kernel = \"{}\"\n", args.kernel.0.name());
     }
     Ok(format!(
         "# Frankle & Carbin (ICLR 2019), LeNet-300-100 on MNIST: IMP with rewinding to θ0, the\n\

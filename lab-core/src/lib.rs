@@ -16,8 +16,8 @@ pub mod base; // errors, rng, backends, store, record keys and names, params, ma
 pub mod deploy; // the sparse engine, compaction, export and inference (never a method)
 pub mod methods; // IMP, pruning at initialisation, dynamic sparse training (never each other)
 pub mod pruning; // magnitude, N:M and unit pruning, scoring rules, rounds
-pub mod report;
-pub mod training; // the loop and its hooks: config, curves, optimiser, checkpoints, observer, mask policy // IMP charts, comparisons, the reproduction, benchmarks, notebook display
+pub mod report; // IMP charts, comparisons, the reproduction, benchmarks, notebook display
+pub mod training; // the loop and its hooks: config, curves, optimiser, checkpoints, observer, mask policy, pack, sparse steps
 
 pub use burn;
 

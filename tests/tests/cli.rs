@@ -88,6 +88,47 @@ fn imp_writes_the_report_and_charts() {
     std::fs::remove_dir_all(&out).unwrap();
 }
 
+/// `--kernel sparse` trains every round on the kept weights: a run of its own (another
+/// records directory than dense), numbers close to dense's; on the ViT it is refused.
+#[test]
+fn imp_trains_sparse_with_the_kernel_flag() {
+    let out = scratch("kernel");
+    let (dense, sparse) = (out.join("dense"), out.join("sparse"));
+    assert!(imp(&dense, "2", &[]).status().unwrap().success());
+    assert!(
+        imp(&sparse, "2", &["--kernel", "sparse"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let runs = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir(dir.join("records"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_ne!(runs(&dense), runs(&sparse), "the kernel names its own run");
+    let (d, s) = (report(&dense), report(&sparse));
+    for round in 0..2 {
+        let accuracy = |r: &Value| r["rounds"][round]["final_test_accuracy"].as_f64().unwrap();
+        let gap = (accuracy(&d) - accuracy(&s)).abs();
+        assert!(gap < 0.02, "round {round}: dense and sparse {gap} apart");
+    }
+    let vit = Command::new(lth())
+        .args([
+            "imp", "--quiet", "--rounds", "1", "--model", "vit", "--kernel", "sparse",
+        ])
+        .arg("--out")
+        .arg(out.join("vit"))
+        .args(QUICK)
+        .output()
+        .unwrap();
+    assert!(!vit.status.success());
+    let stderr = String::from_utf8_lossy(&vit.stderr);
+    assert!(stderr.contains("sparse training cannot take"), "{stderr}");
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
 /// The ViT comes from the registry through `--model vit`, and `--layer-rate` sets a layer's
 /// rate by path pattern ahead of the model's own per-type rates (10% embedding and head, 15%
 /// attention, 20% MLP).

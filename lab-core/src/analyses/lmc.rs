@@ -373,17 +373,9 @@ pub fn instability_chart(results: &[LmcResult]) -> Chart {
             100.0 * r.error_barrier,
             100.0 * r.error_barrier,
         );
-        match series.iter_mut().find(|s| s.label == label) {
-            Some(s) => s.points.push(point),
-            None => series.push(Series {
-                label,
-                points: vec![point],
-            }),
-        }
+        Series::add_to(&mut series, label, point);
     }
-    for s in &mut series {
-        s.points.sort_by(|a, b| a.0.total_cmp(&b.0));
-    }
+    Series::sort_by_x(&mut series);
     Chart {
         title: "Instability: the error barrier between two copies trained from θk".into(),
         x_label: "k (iteration the copies split at)".into(),
@@ -432,17 +424,9 @@ pub fn ticket_accuracy_chart(results: &[LmcResult], dense_accuracy: Option<f64>)
         let label = format!("{} ({:.1}%)", r.label, 100.0 * r.weights_remaining);
         let accuracy = 100.0 * ticket.final_test_accuracy;
         let point = (r.k as f64, accuracy, accuracy, accuracy);
-        match series.iter_mut().find(|s| s.label == label) {
-            Some(s) => s.points.push(point),
-            None => series.push(Series {
-                label,
-                points: vec![point],
-            }),
-        }
+        Series::add_to(&mut series, label, point);
     }
-    for s in &mut series {
-        s.points.sort_by(|a, b| a.0.total_cmp(&b.0));
-    }
+    Series::sort_by_x(&mut series);
     if let Some(dense) = dense_accuracy {
         let ks: Vec<f64> = results.iter().map(|r| r.k as f64).collect();
         let (lo, hi) = (

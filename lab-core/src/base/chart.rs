@@ -10,6 +10,27 @@ pub struct Series {
     pub points: Vec<(f64, f64, f64, f64)>,
 }
 
+impl Series {
+    /// Adds `point` to the line labelled `label` in `lines`, a new line after the others if
+    /// there is none yet.
+    pub fn add_to(lines: &mut Vec<Series>, label: String, point: (f64, f64, f64, f64)) {
+        match lines.iter_mut().find(|s| s.label == label) {
+            Some(s) => s.points.push(point),
+            None => lines.push(Series {
+                label,
+                points: vec![point],
+            }),
+        }
+    }
+
+    /// Every line's points in increasing x.
+    pub fn sort_by_x(lines: &mut [Series]) {
+        for s in lines {
+            s.points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
+    }
+}
+
 /// A line chart description, rendered by [`to_svg`] or natively by [`save_png`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chart {

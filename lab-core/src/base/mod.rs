@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod chart;
+pub mod csr;
 pub mod data;
 pub mod error;
 pub mod keys;

@@ -410,3 +410,99 @@ pub async fn pack_throughput(
         packed_steps_per_second: network_steps / packed,
     })
 }
+
+/// Training steps per second of a registry model (Adam, batch 60) with a random mask
+/// keeping `density` of every weight tensor: masked dense on a backend against the host's
+/// sparse trainer, the same batches for both.
+#[derive(Debug, Clone, Copy)]
+pub struct SparseTrainingRow {
+    pub density: f64,
+    pub kept_weights: usize,
+    pub dense_steps_per_second: f64,
+    pub sparse_steps_per_second: f64,
+}
+
+impl SparseTrainingRow {
+    pub fn speedup(&self) -> f64 {
+        self.sparse_steps_per_second / self.dense_steps_per_second
+    }
+}
+
+/// Why the sparse-training table could not be measured.
+#[derive(Debug, thiserror::Error)]
+pub enum SparseBenchError {
+    #[error(transparent)]
+    Device(#[from] crate::base::error::DeviceError),
+    #[error(transparent)]
+    Sparse(#[from] crate::training::sparse::SparseTrainError),
+}
+
+/// Times `steps` steps of each (after [`WARM_UP_STEPS`]) at every density; the dense path
+/// includes uploading the batch and is synced by reading the weights back, the sparse path
+/// includes standardising it on the host.
+pub async fn sparse_training_table(
+    data: &Mnist,
+    device: &Device,
+    kind: ModelKind,
+    densities: &[f64],
+    steps: usize,
+) -> Result<Vec<SparseTrainingRow>, SparseBenchError> {
+    use crate::base::rng::Rng;
+    use crate::training::sparse::SparseTrainer;
+    let device = device.clone().autodiff();
+    let config = TrainConfig::new();
+    let n = data.train.len();
+    let batch = |i: usize| -> Vec<usize> {
+        (0..config.batch_size)
+            .map(|j| (i * config.batch_size + j) % n)
+            .collect()
+    };
+    let mut rows = Vec::with_capacity(densities.len());
+    for &density in densities {
+        let model: Net = init_model(kind, 0, &device);
+        let mut mask = Mask::dense_for(&model);
+        let mut rng = Rng::for_purpose(0, "bench-sparse-training");
+        for layer in &mut mask.layers {
+            layer
+                .keep
+                .iter_mut()
+                .for_each(|k| *k = rng.uniform() < density);
+        }
+        let weights = read_weights(&model).await?;
+        let stages = model.stages().unwrap_or_default();
+        let mut sparse = SparseTrainer::new(&stages, &weights, Some(&mask), &config.optimizer())?;
+        let (mut stepper, mut model) = Stepper::new(model, Some(&mask), &config, &device);
+        let mut dense_seconds = 0.0;
+        for (round, count) in [(0, WARM_UP_STEPS), (1, steps)] {
+            let started = Instant::now();
+            for i in 0..count {
+                let (x, y) = batch_tensors(&data.train, &batch(i), &device);
+                model = stepper.step(model, x, y, config.learning_rate);
+            }
+            read_weights(&model).await?;
+            if round == 1 {
+                dense_seconds = started.elapsed().as_secs_f64();
+            }
+        }
+        let mut sparse_seconds = 0.0;
+        for (round, count) in [(0, WARM_UP_STEPS), (1, steps)] {
+            let started = Instant::now();
+            for i in 0..count {
+                let indices = batch(i);
+                let images = data.train.standardised(&indices);
+                let labels: Vec<u8> = indices.iter().map(|&i| data.train.labels[i]).collect();
+                sparse.step(&images, &labels, config.learning_rate)?;
+            }
+            if round == 1 {
+                sparse_seconds = started.elapsed().as_secs_f64();
+            }
+        }
+        rows.push(SparseTrainingRow {
+            density,
+            kept_weights: sparse.kept(),
+            dense_steps_per_second: steps as f64 / dense_seconds,
+            sparse_steps_per_second: steps as f64 / sparse_seconds,
+        });
+    }
+    Ok(rows)
+}

@@ -16,6 +16,7 @@ use crate::base::store::{RunStore, StoreError};
 use crate::training::curve::{EvalPoint, MaskDynamics, TimeSplit};
 use crate::training::optim::OptimizerState;
 use crate::training::policy::MaskUpdate;
+use crate::training::sparse::Kernel;
 
 /// Where and how often a training run checkpoints.
 pub struct Checkpointing<'a> {
@@ -63,17 +64,29 @@ pub struct Progress {
     /// The mask, explored set and updates of a run whose mask changes.
     #[serde(default)]
     pub dynamics: Option<MaskDynamics>,
+    /// The kernel the steps ran with (checkpoints from before kernels existed: dense).
+    #[serde(default)]
+    pub kernel: Kernel,
 }
 
 impl Progress {
     /// Refuses to resume a run that is not the one this checkpoint was saved by: another
-    /// start, a shorter schedule, or a mask that moves in one and not the other.
+    /// start, a shorter schedule, a mask that moves in one and not the other, or another
+    /// kernel (its numbers differ in the last bits: a run is not mixed from two).
     pub fn check_resumes(
         &self,
         start: usize,
         iterations: usize,
         moving_mask: bool,
+        kernel: Kernel,
     ) -> Result<(), ConfigError> {
+        if self.kernel != kernel {
+            return Err(ConfigError(format!(
+                "the checkpoint was trained with the {} kernel, this run uses the {} kernel",
+                self.kernel.name(),
+                kernel.name()
+            )));
+        }
         if self.start != start || self.iteration > iterations {
             return Err(ConfigError(format!(
                 "the checkpoint ran from iteration {} to {}, this run goes from {start} to {iterations}",

@@ -1,6 +1,7 @@
 //! Floor 2: the one training loop and the hooks it owns: its config and outcome, the curve types,
 //! the optimiser, checkpoints, the observer, the mask-policy trait, a round's result,
-//! and the pack (many networks of one shape trained as one).
+//! the pack (many networks of one shape trained as one), and sparse training on the host
+//! (only the kept weights computed).
 
 pub mod checkpoint;
 pub mod curve;
@@ -10,4 +11,5 @@ pub mod optim;
 pub mod pack;
 pub mod policy;
 pub mod result;
+pub mod sparse;
 pub mod train;

@@ -28,7 +28,7 @@ const EPSILON: f32 = 1e-8;
 /// velocity ([`moment_names`]).
 type Moments = Vec<Tensor<1>>;
 
-fn moment_names(kind: OptimizerKind) -> &'static [&'static str] {
+pub(crate) fn moment_names(kind: OptimizerKind) -> &'static [&'static str] {
     match kind {
         OptimizerKind::Adam => &["first", "second"],
         OptimizerKind::Sgd => &["velocity"],
@@ -65,6 +65,11 @@ impl LabOptimizer {
             time: 0,
             state: HashMap::new(),
         }
+    }
+
+    /// The kind, SGD's momentum and the weight decay (for the host-side sparse trainer).
+    pub(crate) fn settings(&self) -> (OptimizerKind, f32, f32) {
+        (self.kind, self.momentum, self.weight_decay)
     }
 
     /// One update of every parameter that has a gradient in `grads`.
@@ -173,15 +178,11 @@ impl LabOptimizer {
                 grad.square().mul_scalar(1.0 - BETA_2),
             ),
         };
-        let time = self.time as i32;
-        let bias_correction2_sqrt = (1.0 - BETA_2.powi(time)).sqrt();
-        let combined_factor = bias_correction2_sqrt / (1.0 - BETA_1.powi(time));
-        let update = first.clone().mul_scalar(combined_factor).div(
-            second
-                .clone()
-                .sqrt()
-                .add_scalar(EPSILON * bias_correction2_sqrt),
-        );
+        let step = AdamStep::at(self.time, learning_rate);
+        let update = first
+            .clone()
+            .mul_scalar(step.combined_factor)
+            .div(second.clone().sqrt().add_scalar(step.epsilon));
         (tensor - update.mul_scalar(learning_rate), first, second)
     }
 
@@ -193,6 +194,7 @@ impl LabOptimizer {
         grad: Tensor<D>,
         velocity: Option<Tensor<D>>,
     ) -> (Tensor<D>, Tensor<D>) {
+        // Keep in step with `sgd_velocity`, the same arithmetic on one element.
         let velocity = match velocity {
             Some(velocity) => grad
                 .mul_scalar(1.0 - 0.0f64)
@@ -203,6 +205,55 @@ impl LabOptimizer {
             tensor - velocity.clone().mul_scalar(learning_rate),
             velocity,
         )
+    }
+}
+
+/// Adam's constants at one step, and its update of one element: the arithmetic of
+/// [`LabOptimizer`]'s tensor ops, op for op, for the host-side sparse trainer.
+pub(crate) struct AdamStep {
+    combined_factor: f32,
+    /// ε times the square root of the second moment's bias correction.
+    epsilon: f32,
+    learning_rate: f32,
+}
+
+impl AdamStep {
+    pub(crate) fn at(time: usize, learning_rate: f64) -> Self {
+        let time = time as i32;
+        let bias_correction2_sqrt = (1.0 - BETA_2.powi(time)).sqrt();
+        Self {
+            combined_factor: bias_correction2_sqrt / (1.0 - BETA_1.powi(time)),
+            epsilon: EPSILON * bias_correction2_sqrt,
+            learning_rate: learning_rate as f32,
+        }
+    }
+
+    /// `(value, first moment, second moment)` after one step from `previous` moments
+    /// (`None` before the first step).
+    pub(crate) fn apply(
+        &self,
+        value: f32,
+        grad: f32,
+        previous: Option<(f32, f32)>,
+    ) -> (f32, f32, f32) {
+        let (first, second) = match previous {
+            Some((first, second)) => (
+                first * BETA_1 + grad * (1.0 - BETA_1),
+                second * BETA_2 + grad * grad * (1.0 - BETA_2),
+            ),
+            None => (grad * (1.0 - BETA_1), grad * grad * (1.0 - BETA_2)),
+        };
+        let update = first * self.combined_factor / (second.sqrt() + self.epsilon);
+        (value - update * self.learning_rate, first, second)
+    }
+}
+
+/// SGD's velocity of one element after a step (no dampening, no Nesterov), as
+/// [`LabOptimizer`]'s tensor ops compute it.
+pub(crate) fn sgd_velocity(grad: f32, velocity: Option<f32>, momentum: f32) -> f32 {
+    match velocity {
+        Some(velocity) => grad * (1.0 - 0.0f64) as f32 + velocity * momentum,
+        None => grad,
     }
 }
 

@@ -24,6 +24,7 @@ use crate::training::optim::LabOptimizer;
 use crate::training::optim::OptimizerKind;
 use crate::training::policy::{MaskPolicy, MaskUpdate, UpdateContext, changes, explore};
 use crate::training::result::{RoundResult, layer_report};
+use crate::training::sparse::{Kernel, SparseTrainError, SparseTrainer};
 
 /// Hyper-parameters of one training run. Defaults are the LTH paper's LeNet-300-100 setup.
 #[derive(Config, Debug, PartialEq)]
@@ -54,6 +55,12 @@ pub struct TrainConfig {
     /// the same in every IMP round and control of one lineage, as in open_lth.
     #[config(default = "None")]
     pub data_seed: Option<u64>,
+    /// How a step computes: masked dense on the backend, on the host through the kept
+    /// weights only (`sparse`: linear layers, fixed masks), or `auto` (sparse below
+    /// [`BREAK_EVEN_DENSITY`](crate::training::sparse::BREAK_EVEN_DENSITY)). Part of the
+    /// run's identity, as the backend is.
+    #[config(default = "Kernel::Dense")]
+    pub kernel: Kernel,
 }
 
 impl TrainConfig {
@@ -109,7 +116,8 @@ impl TrainConfig {
         }
     }
 
-    pub(crate) fn optimizer(&self) -> LabOptimizer {
+    /// A fresh optimiser with this config's settings.
+    pub fn optimizer(&self) -> LabOptimizer {
         LabOptimizer::new(self.optimizer, self.momentum, self.weight_decay)
     }
 }
@@ -147,6 +155,8 @@ pub enum TrainError {
     Device(#[from] DeviceError),
     #[error("checkpoint: {0}")]
     Checkpoint(#[from] crate::base::store::StoreError),
+    #[error("sparse training: {0}")]
+    Sparse(#[from] SparseTrainError),
     #[error("member {member} of the pack: {source}")]
     InMember {
         member: usize,
@@ -471,6 +481,9 @@ pub async fn train_scheduled<M: Classifier>(
             updates: Vec::new(),
         }
     });
+    let kernel = config
+        .kernel
+        .resolve(model.stages().as_deref(), mask, dynamics.is_some())?;
     let (mut stepper, mut model) = Stepper::new(model, mask, config, &device);
     // Experiments resolve the data seed (`for_replicate`); a bare call uses the order of seed 0.
     let mut order = BatchOrder::new(
@@ -487,7 +500,7 @@ pub async fn train_scheduled<M: Classifier>(
         Some(saved) => {
             saved
                 .progress
-                .check_resumes(start, config.iterations, dynamics.is_some())?;
+                .check_resumes(start, config.iterations, dynamics.is_some(), kernel)?;
             model = load_weights(model, &saved.weights);
             if let Some(saved_dynamics) = saved.progress.dynamics.clone() {
                 model = stepper.set_mask(model, &saved_dynamics.mask, &device);
@@ -527,41 +540,79 @@ pub async fn train_scheduled<M: Classifier>(
     for _ in 0..done {
         order.next();
     }
+    // The sparse kernel trains on the host; `model` then holds its weights only where
+    // something reads them (evaluation, the snapshot, checkpoints, the end).
+    let mut sparse = match kernel {
+        Kernel::Sparse => {
+            let stages = model.stages().unwrap_or_default();
+            let mut trainer = SparseTrainer::new(
+                &stages,
+                &read_weights(&model).await?,
+                mask,
+                &stepper.optimizer,
+            )?;
+            if done > start {
+                trainer.load_optimizer_state(&stepper.optimizer.read_state().await?)?;
+            }
+            Some(trainer)
+        }
+        _ => None,
+    };
 
     for iteration in done + 1..=config.iterations {
         if observer.cancelled() {
             return Err(TrainError::Cancelled(iteration - 1));
         }
         let started = Instant::now();
-        let (images, labels) = batch_tensors(&data.train, order.next(), &device);
-        let built = Instant::now();
         let learning_rate = config.learning_rate_at(iteration - 1);
-        // Only an update iteration of a policy syncs the device.
-        let updating = policy.filter(|p| p.updates_at(iteration, config.iterations));
-        let mut gradient = None;
-        match (updating, &dynamics) {
-            (Some(p), Some(d)) if p.needs_gradient() => {
-                let (next, dense) = stepper
-                    .step_reading_gradient(model, images, labels, learning_rate, &d.mask)
-                    .await?;
-                model = next;
-                gradient = Some(dense);
+        if let Some(trainer) = sparse.as_mut() {
+            let batch = order.next();
+            let images = data.train.standardised(batch);
+            let labels: Vec<u8> = batch.iter().map(|&i| data.train.labels[i]).collect();
+            let built = Instant::now();
+            trainer.step(&images, &labels, learning_rate)?;
+            time.data += (built - started).as_secs_f64();
+            time.training += built.elapsed().as_secs_f64();
+            let read = snapshot_at == Some(iteration)
+                || iteration.is_multiple_of(config.eval_every)
+                || iteration == config.iterations
+                || schedule
+                    .checkpoint
+                    .as_ref()
+                    .is_some_and(|c| c.due(iteration, config.iterations));
+            if read {
+                model = load_weights(model, &trainer.weights());
             }
-            _ => model = stepper.step(model, images, labels, learning_rate),
+        } else {
+            let (images, labels) = batch_tensors(&data.train, order.next(), &device);
+            let built = Instant::now();
+            // Only an update iteration of a policy syncs the device.
+            let updating = policy.filter(|p| p.updates_at(iteration, config.iterations));
+            let mut gradient = None;
+            match (updating, &dynamics) {
+                (Some(p), Some(d)) if p.needs_gradient() => {
+                    let (next, dense) = stepper
+                        .step_reading_gradient(model, images, labels, learning_rate, &d.mask)
+                        .await?;
+                    model = next;
+                    gradient = Some(dense);
+                }
+                _ => model = stepper.step(model, images, labels, learning_rate),
+            }
+            if let (Some(policy), Some(dynamics)) = (updating, dynamics.as_mut()) {
+                let at = (iteration, config.iterations);
+                let update = MaskStep {
+                    policy,
+                    dynamics,
+                    gradient: gradient.as_ref(),
+                };
+                model = update
+                    .apply(model, at, &mut stepper, &device, observer)
+                    .await?;
+            }
+            time.data += (built - started).as_secs_f64();
+            time.training += built.elapsed().as_secs_f64();
         }
-        if let (Some(policy), Some(dynamics)) = (updating, dynamics.as_mut()) {
-            let at = (iteration, config.iterations);
-            let update = MaskStep {
-                policy,
-                dynamics,
-                gradient: gradient.as_ref(),
-            };
-            model = update
-                .apply(model, at, &mut stepper, &device, observer)
-                .await?;
-        }
-        time.data += (built - started).as_secs_f64();
-        time.training += built.elapsed().as_secs_f64();
 
         if snapshot_at == Some(iteration) {
             snapshot = Some(model.clone());
@@ -585,13 +636,17 @@ pub async fn train_scheduled<M: Classifier>(
                     time,
                     wall_seconds: earlier_wall + began.elapsed().as_secs_f64(),
                     dynamics: dynamics.clone(),
+                    kernel,
                 },
                 weights: read_weights(&model).await?,
                 snapshot: match &snapshot {
                     Some(s) => Some(read_weights(s).await?),
                     None => None,
                 },
-                optimizer: stepper.optimizer.read_state().await?,
+                optimizer: match &sparse {
+                    Some(trainer) => trainer.optimizer_state(),
+                    None => stepper.optimizer.read_state().await?,
+                },
             };
             checkpointing.save(checkpoint)?;
         }

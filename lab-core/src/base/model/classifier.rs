@@ -5,6 +5,8 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 
 use super::gates::Gates;
+use super::stages::Stage;
+
 /// A burn module that maps a batch of flattened 28×28 images `[batch, 784]` to logits.
 pub trait Classifier: Module + Sized {
     /// The forward pass, with every ReLU and max-pool routed through `gates` (so the exact
@@ -13,5 +15,11 @@ pub trait Classifier: Module + Sized {
 
     fn forward(&self, images: Tensor<2>) -> Tensor<2> {
         self.forward_gated(images, &mut Gates::free())
+    }
+
+    /// The network as a sequence of stages, if it is one (structured pruning and the sparse
+    /// kernels need it).
+    fn stages(&self) -> Option<Vec<Stage>> {
+        None
     }
 }

@@ -135,6 +135,10 @@ fn linear_stack(widths: &[usize], device: &Device) -> Vec<Linear> {
 }
 
 impl Classifier for ConvNet {
+    fn stages(&self) -> Option<Vec<Stage>> {
+        ConvNet::stages(self)
+    }
+
     fn forward_gated(&self, images: Tensor<2>, gates: &mut Gates) -> Tensor<2> {
         let [batch, _] = images.dims();
         let mut x: Tensor<4> = images.reshape([batch, 1, IMAGE_SIDE, IMAGE_SIDE]);

@@ -43,6 +43,10 @@ impl Mlp {
 }
 
 impl Classifier for Mlp {
+    fn stages(&self) -> Option<Vec<Stage>> {
+        Some(Mlp::stages(self))
+    }
+
     fn forward_gated(&self, images: Tensor<2>, gates: &mut Gates) -> Tensor<2> {
         let last = self.layers.len() - 1;
         self.layers

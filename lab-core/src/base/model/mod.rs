@@ -29,11 +29,6 @@ pub use vit::{Vit, VitShape};
 pub trait Architecture: Classifier {
     /// Builds the (uninitialised) architecture, or `None` if `kind` is not of this type.
     fn build(kind: ModelKind, device: &Device) -> Option<Self>;
-
-    /// The network as a sequence of stages, if it is one (structured pruning needs it).
-    fn stages(&self) -> Option<Vec<Stage>> {
-        None
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -165,6 +160,10 @@ impl Classifier for Net {
             Net::Vit(net) => net.forward_gated(images, gates),
         }
     }
+
+    fn stages(&self) -> Option<Vec<Stage>> {
+        Net::stages(self)
+    }
 }
 
 impl Net {
@@ -200,10 +199,6 @@ impl Net {
 impl Architecture for Net {
     fn build(kind: ModelKind, device: &Device) -> Option<Self> {
         Some((kind.spec().build)(device))
-    }
-
-    fn stages(&self) -> Option<Vec<Stage>> {
-        Net::stages(self)
     }
 }
 

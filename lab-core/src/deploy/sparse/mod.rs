@@ -11,17 +11,14 @@
 //! runtime dispatch), SIMD128 in wasm32 (`+simd128`, see `.cargo/config.toml`). It runs on
 //! the host, on one thread.
 
-pub mod csr;
-
 use std::collections::BTreeMap;
 
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
-use csr::ConvGeometry;
-pub use csr::Csr;
-
+pub use crate::base::csr::Csr;
+use crate::base::csr::{self, ConvGeometry};
 use crate::base::mask::Mask;
 use crate::base::model::Stage;
 use crate::base::params::Weights;

@@ -613,17 +613,9 @@ pub fn accuracy_vs_explored_chart(results: &[DstResult]) -> Chart {
         let mean = points.iter().map(|p| p.1).sum::<f64>() / n;
         let min = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
         let max = points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
-        match lines.iter_mut().find(|s| s.label == label) {
-            Some(series) => series.points.push((rs, mean, min, max)),
-            None => lines.push(Series {
-                label,
-                points: vec![(rs, mean, min, max)],
-            }),
-        }
+        Series::add_to(&mut lines, label, (rs, mean, min, max));
     }
-    for series in &mut lines {
-        series.points.sort_by(|a, b| a.0.total_cmp(&b.0));
-    }
+    Series::sort_by_x(&mut lines);
     Chart {
         title: "Test accuracy vs ITOP rate Rs".into(),
         x_label: "Rs at the end (%)".into(),

@@ -180,38 +180,59 @@ pub fn conv(
     relu: bool,
     y: &mut [f32],
 ) {
-    let ([h, wd], [oh, ow]) = (g.in_side, g.out_side);
     let taps = g.kernel[0] * g.kernel[1];
-    let (in_map, out_map) = (h * wd * batch, oh * ow * batch);
+    let (in_map, out_map) = g.map_lens(batch);
     for o in 0..w.rows {
         let out = &mut y[o * out_map..(o + 1) * out_map];
         out.fill(bias.get(o).copied().unwrap_or(0.0));
         let (indices, values) = w.row(o);
         for (&col, &value) in indices.iter().zip(values) {
-            let col = col as usize;
-            let (channel, tap) = (col / taps, col % taps);
-            let (dy, dx) = (tap / g.kernel[1], tap % g.kernel[1]);
-            // Output columns whose input column `c + dx - pad` is inside the map.
-            let lo = g.padding[1].saturating_sub(dx);
-            let hi = ow.min((wd + g.padding[1]).saturating_sub(dx));
-            if lo >= hi {
-                continue;
-            }
+            let channel = col as usize / taps;
             let map = &x[channel * in_map..(channel + 1) * in_map];
-            for r in 0..oh {
-                let Some(ir) = (r + dy).checked_sub(g.padding[0]).filter(|&ir| ir < h) else {
-                    continue;
-                };
-                let ic = lo + dx - g.padding[1];
-                let src = &map[(ir * wd + ic) * batch..(ir * wd + ic + hi - lo) * batch];
-                let dst = &mut out[(r * ow + lo) * batch..(r * ow + hi) * batch];
-                for (d, s) in dst.iter_mut().zip(src) {
+            g.runs(col as usize, batch, |to, from, len| {
+                for (d, s) in out[to..to + len].iter_mut().zip(&map[from..from + len]) {
                     *d += value * s;
                 }
-            }
+            });
         }
         if relu {
             relu_in_place(out);
+        }
+    }
+}
+
+impl ConvGeometry {
+    /// Values of one input map and of one output map, `batch` examples each.
+    pub fn map_lens(&self, batch: usize) -> (usize, usize) {
+        let ([h, w], [oh, ow]) = (self.in_side, self.out_side);
+        (h * w * batch, oh * ow * batch)
+    }
+
+    /// What the weight at column `col` (`channel·kh·kw + dy·kw + dx`) connects: for each
+    /// output row its shifted input row reaches, `visit(output offset, input offset, len)`
+    /// of one contiguous run (columns × batch) within the output map and the input map.
+    /// The forward pass adds `w ·` input runs to output runs; the backward pass takes dot
+    /// products of the same runs (∂w) and adds `w ·` output runs to input runs (∂x).
+    pub fn runs(&self, col: usize, batch: usize, mut visit: impl FnMut(usize, usize, usize)) {
+        let ([h, wd], [oh, ow]) = (self.in_side, self.out_side);
+        let tap = col % (self.kernel[0] * self.kernel[1]);
+        let (dy, dx) = (tap / self.kernel[1], tap % self.kernel[1]);
+        // Output columns whose input column `c + dx - pad` is inside the map.
+        let lo = self.padding[1].saturating_sub(dx);
+        let hi = ow.min((wd + self.padding[1]).saturating_sub(dx));
+        if lo >= hi {
+            return;
+        }
+        for r in 0..oh {
+            let Some(ir) = (r + dy).checked_sub(self.padding[0]).filter(|&ir| ir < h) else {
+                continue;
+            };
+            let ic = lo + dx - self.padding[1];
+            visit(
+                (r * ow + lo) * batch,
+                (ir * wd + ic) * batch,
+                (hi - lo) * batch,
+            );
         }
     }
 }
@@ -225,6 +246,43 @@ fn larger(a: f32, b: f32) -> f32 {
 
 fn relu_in_place(values: &mut [f32]) {
     values.iter_mut().for_each(|v| *v = larger(*v, 0.0));
+}
+
+/// The backward pass of [`max_pool2`]: each output's gradient `dy` goes to the first largest
+/// of its four inputs in `x` (row by row), into `dx` (zeroed first).
+pub fn max_pool2_backward(
+    channels: usize,
+    side: [usize; 2],
+    x: &[f32],
+    dy: &[f32],
+    batch: usize,
+    dx: &mut [f32],
+) {
+    let ([h, w], [oh, ow]) = (side, [side[0] / 2, side[1] / 2]);
+    dx.fill(0.0);
+    for c in 0..channels {
+        for r in 0..oh {
+            for q in 0..ow {
+                let at = |rr: usize, qq: usize| (((c * h) + rr) * w + qq) * batch;
+                let window = [
+                    at(2 * r, 2 * q),
+                    at(2 * r, 2 * q + 1),
+                    at(2 * r + 1, 2 * q),
+                    at(2 * r + 1, 2 * q + 1),
+                ];
+                let out = (((c * oh) + r) * ow + q) * batch;
+                for i in 0..batch {
+                    let mut best = window[0];
+                    for &candidate in &window[1..] {
+                        if x[candidate + i] > x[best + i] {
+                            best = candidate;
+                        }
+                    }
+                    dx[best + i] += dy[out + i];
+                }
+            }
+        }
+    }
 }
 
 /// A 2×2, stride-2 max-pool (floor) of `[channels][h][w][batch]`.
