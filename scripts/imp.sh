@@ -12,9 +12,9 @@ scripts/setup.sh core
 source scripts/env.sh # again: setup may just have installed the software Vulkan driver
 set_up=$(date +%s)
 # Only what the CPU run needs: the CLI on Flex, without wgpu's GPU stack and NdArray (about
-# half of a cold build's work, see docs/measurements.md). scripts/test.sh later builds those
-# on top: every crate below burn's backend dispatch is reused, the dispatch and the crates
-# above it compile once more.
+# half of a cold build's work, see docs/measurements.md). scripts/test.sh builds every
+# backend in a build of its own: cargo unifies features per build, so almost nothing of this
+# one is reused there (measured cold, 2026-12-07).
 cargo build --release -p lab-cli --no-default-features --features flex
 built=$(date +%s)
 # Later flags override earlier ones (clap's args_override_self), so `--out DIR` works too.

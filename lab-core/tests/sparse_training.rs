@@ -8,7 +8,7 @@ mod common;
 use lab_core::base::backend::BackendKind;
 use lab_core::base::data::Mnist;
 use lab_core::base::mask::Mask;
-use lab_core::base::model::{Classifier, ModelKind, Net, init_model};
+use lab_core::base::model::{Classifier, ModelKind, Net, StageError, init_model};
 use lab_core::base::params::{Weights, read_weights};
 use lab_core::base::rng::Rng;
 use lab_core::block_on;
@@ -354,7 +354,7 @@ fn bad_batches_and_networks_are_refused() {
     let broken = [stages[0].clone(), stages[2].clone()];
     assert!(matches!(
         SparseTrainer::new(&broken, &weights, Some(&mask), &config.optimizer()),
-        Err(SparseTrainError::Chain { layer: 1, .. })
+        Err(SparseTrainError::Stage(StageError::Chain { stage: 1, .. }))
     ));
     // The ViT is not a sequence of stages: sparse is refused, auto trains dense; a moving
     // mask (DST) likewise; a fixed mask below the break-even density trains sparse.

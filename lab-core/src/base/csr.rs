@@ -8,6 +8,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::base::mask::Mask;
+use crate::base::model::Stage;
+use crate::base::params::Weights;
+
 /// A `rows × cols` matrix in compressed sparse rows: row `r` keeps the columns
 /// `indices[indptr[r]..indptr[r + 1]]` (increasing) with `values` at the same positions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,6 +89,86 @@ impl Csr {
         }
         Ok(())
     }
+}
+
+/// Why a stage's weights cannot become its CSR matrix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StageWeightsError {
+    #[error("the weights have no {0}")]
+    Missing(String),
+    #[error("{path} has shape {found:?}, the network expects {expected:?}")]
+    Shape {
+        path: String,
+        found: Vec<usize>,
+        expected: Vec<usize>,
+    },
+}
+
+/// A weighted stage's kept weights in CSR, rows = outputs (a linear layer's `Wᵀ` of burn's
+/// `[inputs, outputs]`, a convolution's `[out, in·kh·kw]` as burn keeps it), keeping what
+/// `mask` keeps (a weight it does not cover is kept), and its bias (zeros without one);
+/// `None` for a pool.
+pub fn stage_csr(
+    stage: &Stage,
+    weights: &Weights,
+    mask: Option<&Mask>,
+) -> Result<Option<(Csr, Vec<f32>)>, StageWeightsError> {
+    let tensor = |path: &str, expected: Vec<usize>| {
+        let t = weights
+            .get(path)
+            .ok_or_else(|| StageWeightsError::Missing(format!("weights for {path}")))?;
+        if t.shape != expected {
+            return Err(StageWeightsError::Shape {
+                path: path.into(),
+                found: t.shape.clone(),
+                expected,
+            });
+        }
+        Ok(t.values.as_slice())
+    };
+    let (Some(path), (rows, _)) = (stage.weight(), stage.output_shape()) else {
+        return Ok(None);
+    };
+    let (shape, cols, transposed) = match stage {
+        Stage::Linear {
+            inputs, outputs, ..
+        } => (vec![*inputs, *outputs], *inputs, true),
+        Stage::Conv {
+            in_channels,
+            out_channels,
+            kernel,
+            ..
+        } => {
+            let shape = vec![*out_channels, *in_channels, kernel[0], kernel[1]];
+            (shape, in_channels * kernel[0] * kernel[1], false)
+        }
+        Stage::MaxPool2 { .. } => return Ok(None),
+    };
+    let values = tensor(path, shape.clone())?;
+    let keep = match mask.and_then(|m| m.layer(path)) {
+        None => None,
+        Some(l) if l.keep.len() == values.len() => Some(&l.keep),
+        Some(l) => {
+            return Err(StageWeightsError::Shape {
+                path: format!("mask of {path}"),
+                found: l.shape.clone(),
+                expected: shape,
+            });
+        }
+    };
+    let csr = Csr::from_fn(rows, cols, |r, c| {
+        let at = if transposed {
+            c * rows + r
+        } else {
+            r * cols + c
+        };
+        (values[at], keep.is_none_or(|k| k[at]))
+    });
+    let bias = match stage.bias() {
+        Some(b) => tensor(b, vec![rows])?.to_vec(),
+        None => vec![0.0; rows],
+    };
+    Ok(Some((csr, bias)))
 }
 
 /// What a CSR matrix read from a file can get wrong.

@@ -26,9 +26,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::base::csr::{self, ConvGeometry, Csr};
+use crate::base::csr::{self, ConvGeometry, Csr, StageWeightsError, stage_csr};
 use crate::base::mask::Mask;
-use crate::base::model::Stage;
+use crate::base::model::{Stage, StageError, check_chain};
 use crate::base::params::{HostTensor, Weights};
 use crate::training::optim::{
     AdamStep, LabOptimizer, OptimizerKind, OptimizerState, moment_names, sgd_velocity,
@@ -82,7 +82,9 @@ impl Kernel {
         } else {
             match stages {
                 None => Some("a network that is not a sequence of stages (the ViT)".to_string()),
-                Some(stages) => check_chain(stages).err().map(|e| e.to_string()),
+                Some(stages) => check_chain(stages)
+                    .err()
+                    .map(|e| format!("stages that do not chain ({e})")),
             }
         };
         match (self, obstacle) {
@@ -103,20 +105,10 @@ impl Kernel {
 pub enum SparseTrainError {
     #[error("sparse training cannot take {0}")]
     Unsupported(String),
-    #[error("the weights have no {0}")]
-    Missing(String),
-    #[error("{path} has shape {found:?}, the network expects {expected:?}")]
-    Shape {
-        path: String,
-        found: Vec<usize>,
-        expected: Vec<usize>,
-    },
-    #[error("layer {layer} takes {inputs} inputs, but the previous layer gives {given}")]
-    Chain {
-        layer: usize,
-        inputs: usize,
-        given: usize,
-    },
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    #[error(transparent)]
+    Weights(#[from] StageWeightsError),
     #[error("a batch of {images} values and {labels} labels: not {per_example} values per label")]
     Batch {
         images: usize,
@@ -240,55 +232,39 @@ impl SparseTrainer {
         check_chain(stages)?;
         let mut ops = Vec::with_capacity(stages.len());
         for stage in stages {
-            let op = match stage {
-                Stage::MaxPool2 {
-                    channels,
-                    input_side,
-                } => Op::MaxPool2 {
-                    channels: *channels,
-                    side: *input_side,
-                },
-                Stage::Linear {
-                    weight,
-                    inputs,
-                    outputs,
-                    ..
-                } => {
-                    let values = tensor(weights, weight, &[*inputs, *outputs])?;
-                    let keep = kept(mask, weight, values.len())?;
-                    let csr = Csr::from_fn(*outputs, *inputs, |j, i| {
-                        let at = i * outputs + j;
-                        (values[at], keep.is_none_or(|k| k[at]))
-                    });
-                    weighted_op(stage, weights, csr, None)?
+            ops.push(match (stage, stage_csr(stage, weights, mask)?) {
+                (_, None) => {
+                    let (channels, side) = stage.input_shape();
+                    Op::MaxPool2 { channels, side }
                 }
-                Stage::Conv {
-                    weight,
-                    in_channels,
-                    out_channels,
-                    kernel,
-                    padding,
-                    input_side,
-                    ..
-                } => {
-                    let shape = [*out_channels, *in_channels, kernel[0], kernel[1]];
-                    let values = tensor(weights, weight, &shape)?;
-                    let keep = kept(mask, weight, values.len())?;
-                    let cols = in_channels * kernel[0] * kernel[1];
-                    let csr = Csr::from_fn(*out_channels, cols, |o, c| {
-                        let at = o * cols + c;
-                        (values[at], keep.is_none_or(|k| k[at]))
-                    });
-                    let geometry = ConvGeometry {
-                        in_side: *input_side,
-                        out_side: stage.output_side(),
-                        kernel: *kernel,
-                        padding: *padding,
+                (stage, Some((weight, bias))) => {
+                    let conv = match stage {
+                        Stage::Conv {
+                            kernel,
+                            padding,
+                            input_side,
+                            ..
+                        } => Some(ConvGeometry {
+                            in_side: *input_side,
+                            out_side: stage.output_side(),
+                            kernel: *kernel,
+                            padding: *padding,
+                        }),
+                        _ => None,
                     };
-                    weighted_op(stage, weights, csr, Some(geometry))?
+                    Op::Weighted(Box::new(Weighted {
+                        weight_path: stage.weight().unwrap_or_default().to_string(),
+                        bias_path: stage.bias().map(str::to_string),
+                        weight_grad: vec![0.0; weight.nnz()],
+                        bias_grad: vec![0.0; bias.len()],
+                        weight,
+                        conv,
+                        bias,
+                        weight_state: Moments::default(),
+                        bias_state: Moments::default(),
+                    }))
                 }
-            };
-            ops.push(op);
+            });
         }
         let (kind, momentum, weight_decay) = optimizer.settings();
         Ok(Self {
@@ -588,78 +564,6 @@ fn relu_of(stage: &Stage) -> bool {
     }
 }
 
-/// Each stage reads what the one before produces (a linear layer after a convolution or
-/// pool reads its maps flattened), and every size is sane.
-fn check_chain(stages: &[Stage]) -> Result<(), SparseTrainError> {
-    if stages.is_empty() || matches!(stages[0], Stage::MaxPool2 { .. }) {
-        return Err(SparseTrainError::Unsupported(
-            "a network that does not start with a weighted stage".into(),
-        ));
-    }
-    for stage in stages {
-        stage
-            .validate()
-            .map_err(|e| SparseTrainError::Unsupported(e.to_string()))?;
-    }
-    let flat = |(c, [h, w]): (usize, [usize; 2])| c * h * w;
-    for (index, pair) in stages.windows(2).enumerate() {
-        let (produced, consumed) = (pair[0].output_shape(), pair[1].input_shape());
-        let fits = match pair[1] {
-            Stage::Linear { .. } => flat(produced) == flat(consumed),
-            _ => produced == consumed,
-        };
-        if !fits {
-            return Err(SparseTrainError::Chain {
-                layer: index + 1,
-                inputs: flat(consumed),
-                given: flat(produced),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// The mask's flags for `path`, `None` where the mask does not cover it.
-fn kept<'a>(
-    mask: Option<&'a Mask>,
-    path: &str,
-    len: usize,
-) -> Result<Option<&'a Vec<bool>>, SparseTrainError> {
-    match mask.and_then(|m| m.layer(path)) {
-        None => Ok(None),
-        Some(l) if l.keep.len() == len => Ok(Some(&l.keep)),
-        Some(l) => Err(SparseTrainError::Shape {
-            path: format!("mask of {path}"),
-            found: l.shape.clone(),
-            expected: vec![len],
-        }),
-    }
-}
-
-fn weighted_op(
-    stage: &Stage,
-    weights: &Weights,
-    weight: Csr,
-    conv: Option<ConvGeometry>,
-) -> Result<Op, SparseTrainError> {
-    let outputs = weight.rows;
-    let bias = match stage.bias() {
-        Some(path) => tensor(weights, path, &[outputs])?.to_vec(),
-        None => vec![0.0; outputs],
-    };
-    Ok(Op::Weighted(Box::new(Weighted {
-        weight_path: stage.weight().unwrap_or_default().to_string(),
-        bias_path: stage.bias().map(str::to_string),
-        weight_grad: vec![0.0; weight.nnz()],
-        bias_grad: vec![0.0; outputs],
-        weight,
-        conv,
-        bias,
-        weight_state: Moments::default(),
-        bias_state: Moments::default(),
-    })))
-}
-
 /// A linear layer's gradients from `delta` = ∂z `[outputs][batch]`: ∂b, ∂W at the kept
 /// positions (dot products over the batch) and, if asked, ∂x into `below`.
 fn linear_backward(
@@ -728,24 +632,6 @@ fn moments_of(mut moments: Vec<Vec<f32>>) -> Moments {
         first,
         second,
     }
-}
-
-fn tensor<'a>(
-    weights: &'a Weights,
-    path: &str,
-    expected: &[usize],
-) -> Result<&'a [f32], SparseTrainError> {
-    let t = weights
-        .get(path)
-        .ok_or_else(|| SparseTrainError::Missing(path.into()))?;
-    if t.shape != expected {
-        return Err(SparseTrainError::Shape {
-            path: path.into(),
-            found: t.shape.clone(),
-            expected: expected.to_vec(),
-        });
-    }
-    Ok(&t.values)
 }
 
 /// The optimiser's update of one tensor, element by element as the dense optimiser's

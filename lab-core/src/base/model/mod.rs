@@ -21,7 +21,7 @@ pub use conv::ConvNet;
 pub use gates::Gates;
 pub use init::{glorot_normal, glorot_normal_stream};
 pub use mlp::Mlp;
-pub use stages::{Stage, StageError};
+pub use stages::{Stage, StageError, check_chain};
 pub use vit::{Vit, VitShape};
 
 /// A classifier the lab can build from a [`ModelKind`]. The lab's own models are all one

@@ -59,6 +59,44 @@ pub enum StageError {
         padding: [usize; 2],
         input_side: [usize; 2],
     },
+    #[error(
+        "stage {stage} reads {consumed:?} (channels, sides), the stage before produces {produced:?}"
+    )]
+    Chain {
+        stage: usize,
+        produced: (usize, [usize; 2]),
+        consumed: (usize, [usize; 2]),
+    },
+    #[error("a network starts with a weighted stage")]
+    Start,
+}
+
+/// Every stage is well formed, the first has weights, and each consumes exactly what the
+/// previous one produces: the same maps (channels and sides), or as many values when a
+/// linear layer reads flattened maps.
+pub fn check_chain(stages: &[Stage]) -> Result<(), StageError> {
+    if stages.first().is_none_or(|s| s.weight().is_none()) {
+        return Err(StageError::Start);
+    }
+    for stage in stages {
+        stage.validate()?;
+    }
+    let flat = |(c, [h, w]): (usize, [usize; 2])| c * h * w;
+    for (index, pair) in stages.windows(2).enumerate() {
+        let (produced, consumed) = (pair[0].output_shape(), pair[1].input_shape());
+        let fits = match pair[1] {
+            Stage::Linear { .. } => flat(produced) == flat(consumed),
+            _ => produced == consumed,
+        };
+        if !fits {
+            return Err(StageError::Chain {
+                stage: index + 1,
+                produced,
+                consumed,
+            });
+        }
+    }
+    Ok(())
 }
 
 impl Stage {

@@ -18,9 +18,9 @@ use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
 pub use crate::base::csr::Csr;
-use crate::base::csr::{self, ConvGeometry};
+use crate::base::csr::{self, ConvGeometry, StageWeightsError, stage_csr};
 use crate::base::mask::Mask;
-use crate::base::model::Stage;
+use crate::base::model::{Stage, check_chain};
 use crate::base::params::Weights;
 use crate::base::ticket::Provenance;
 
@@ -28,12 +28,8 @@ use crate::base::ticket::Provenance;
 pub enum SparseError {
     #[error("the ticket has no {0}")]
     Missing(String),
-    #[error("{path} has shape {found:?}, the network expects {expected:?}")]
-    Shape {
-        path: String,
-        found: Vec<usize>,
-        expected: Vec<usize>,
-    },
+    #[error(transparent)]
+    Weights(#[from] StageWeightsError),
     #[error("sparse file: {0}")]
     Format(String),
     #[error("sparse file: {path}: {source}")]
@@ -93,89 +89,30 @@ impl SparseNet {
         check_chain(stages)?;
         let mut ops = Vec::with_capacity(stages.len());
         for stage in stages {
-            let tensor = |path: &str, expected: Vec<usize>| {
-                let t = weights
-                    .get(path)
-                    .ok_or_else(|| SparseError::Missing(format!("weights for {path}")))?;
-                if t.shape != expected {
-                    return Err(SparseError::Shape {
-                        path: path.into(),
-                        found: t.shape.clone(),
-                        expected,
-                    });
-                }
-                Ok(t.values.as_slice())
+            let relu = match stage {
+                Stage::Linear { relu, .. } | Stage::Conv { relu, .. } => *relu,
+                Stage::MaxPool2 { .. } => false,
             };
-            let keep = |path: &str, len: usize| -> Result<Option<&[bool]>, SparseError> {
-                match mask.layer(path) {
-                    None => Ok(None),
-                    Some(l) if l.keep.len() == len => Ok(Some(&l.keep)),
-                    Some(l) => Err(SparseError::Shape {
-                        path: format!("mask of {path}"),
-                        found: l.shape.clone(),
-                        expected: vec![len],
-                    }),
-                }
-            };
-            let bias = |path: Option<&str>, len: usize| -> Result<Vec<f32>, SparseError> {
-                match path {
-                    Some(p) => Ok(tensor(p, vec![len])?.to_vec()),
-                    None => Ok(vec![0.0; len]),
-                }
-            };
-            ops.push(match stage {
-                Stage::Linear {
+            ops.push(match (stage, stage_csr(stage, weights, Some(mask))?) {
+                (
+                    Stage::Conv {
+                        kernel,
+                        padding,
+                        input_side,
+                        ..
+                    },
+                    Some((weight, bias)),
+                ) => Op::Conv {
                     weight,
-                    bias: b,
-                    inputs,
-                    outputs,
+                    bias,
+                    geometry: [*input_side, stage.output_side(), *kernel, *padding],
                     relu,
-                } => {
-                    let values = tensor(weight, vec![*inputs, *outputs])?;
-                    let keep = keep(weight, values.len())?;
-                    // Rows are outputs: Wᵀ of burn's [inputs, outputs].
-                    let csr = Csr::from_fn(*outputs, *inputs, |j, i| {
-                        let at = i * outputs + j;
-                        (values[at], keep.is_none_or(|k| k[at]))
-                    });
-                    Op::Linear {
-                        weight: csr,
-                        bias: bias(b.as_deref(), *outputs)?,
-                        relu: *relu,
-                    }
-                }
-                Stage::Conv {
-                    weight,
-                    bias: b,
-                    in_channels,
-                    out_channels,
-                    kernel,
-                    padding,
-                    input_side,
-                    relu,
-                } => {
-                    let shape = vec![*out_channels, *in_channels, kernel[0], kernel[1]];
-                    let values = tensor(weight, shape)?;
-                    let keep = keep(weight, values.len())?;
-                    let cols = in_channels * kernel[0] * kernel[1];
-                    let csr = Csr::from_fn(*out_channels, cols, |o, c| {
-                        let at = o * cols + c;
-                        (values[at], keep.is_none_or(|k| k[at]))
-                    });
-                    Op::Conv {
-                        weight: csr,
-                        bias: bias(b.as_deref(), *out_channels)?,
-                        geometry: [*input_side, stage.output_side(), *kernel, *padding],
-                        relu: *relu,
-                    }
-                }
-                Stage::MaxPool2 {
-                    channels,
-                    input_side,
-                } => Op::MaxPool2 {
-                    channels: *channels,
-                    side: *input_side,
                 },
+                (_, Some((weight, bias))) => Op::Linear { weight, bias, relu },
+                (_, None) => {
+                    let (channels, side) = stage.input_shape();
+                    Op::MaxPool2 { channels, side }
+                }
             });
         }
         Self::from_ops(stages.to_vec(), ops)
@@ -499,27 +436,4 @@ fn transpose(from: &[f32], rows: usize, cols: usize, to: &mut [f32]) {
             to[c * rows + r] = from[r * cols + c];
         }
     }
-}
-
-/// Every stage is well formed and consumes exactly what the previous one produces: the same
-/// maps (channels and sides), or as many values when a linear layer reads flattened maps.
-fn check_chain(stages: &[Stage]) -> Result<(), SparseError> {
-    for stage in stages {
-        stage.validate()?;
-    }
-    for pair in stages.windows(2) {
-        let (produced, consumed) = (pair[0].output_shape(), pair[1].input_shape());
-        let flat = |(c, [h, w]): (usize, [usize; 2])| c * h * w;
-        let fits = match pair[1] {
-            Stage::Linear { .. } => flat(produced) == flat(consumed),
-            _ => produced == consumed,
-        };
-        if !fits {
-            return Err(SparseError::Format(format!(
-                "{} produces {produced:?}, the next stage reads {consumed:?}",
-                pair[0].weight().unwrap_or("a pool")
-            )));
-        }
-    }
-    Ok(())
 }
