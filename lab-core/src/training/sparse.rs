@@ -27,6 +27,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::base::csr::{self, ConvGeometry, Csr, StageWeightsError, stage_csr};
+use crate::base::data::Split;
 use crate::base::mask::Mask;
 use crate::base::model::{Stage, StageError, check_chain};
 use crate::base::params::{HostTensor, Weights};
@@ -495,6 +496,42 @@ impl SparseTrainer {
         let loss = self.loss_and_gradients(images, labels)?;
         self.apply(learning_rate);
         Ok(loss)
+    }
+
+    /// Mean cross-entropy and accuracy on `split`, `chunk` examples a forward pass, through
+    /// the sparse forward pass (what the loop evaluates with, with this kernel).
+    pub fn evaluate(
+        &mut self,
+        split: &Split,
+        chunk: usize,
+    ) -> Result<(f64, f64), SparseTrainError> {
+        let classes = self.outputs();
+        let (mut loss, mut correct) = (0.0f64, 0usize);
+        let indices: Vec<usize> = (0..split.len()).collect();
+        let mut scratch = std::mem::take(&mut self.below);
+        for part in indices.chunks(chunk.max(1)) {
+            let images = split.standardised(part);
+            let labels: Vec<u8> = part.iter().map(|&i| split.labels[i]).collect();
+            let batch = self.check_batch(&images, &labels)?;
+            self.forward(&images, batch);
+            let logits = &self.activations[self.stages.len()];
+            scratch.resize(classes * batch, 0.0);
+            let mean = softmax_cross_entropy(logits, &labels, classes, &mut scratch);
+            loss += f64::from(mean) * batch as f64;
+            for (b, &label) in labels.iter().enumerate() {
+                // The first largest logit, as argmax.
+                let mut best = 0;
+                for c in 1..classes {
+                    if logits[c * batch + b] > logits[best * batch + b] {
+                        best = c;
+                    }
+                }
+                correct += usize::from(best == usize::from(label));
+            }
+        }
+        self.below = scratch;
+        let n = split.len().max(1) as f64;
+        Ok((loss / n, correct as f64 / n))
     }
 
     /// Every weight and bias in burn's layout, pruned weights 0.

@@ -178,6 +178,9 @@ impl TrainError {
 /// Host data plus the evaluation sets uploaded once to the device.
 pub struct Prepared {
     pub train: Split,
+    /// The evaluation sets on the host too, for the sparse kernel's evaluation.
+    validation_split: Split,
+    test_split: Split,
     validation: (Vec<Tensor<2>>, Vec<Tensor<1, Int>>),
     test: (Vec<Tensor<2>>, Vec<Tensor<1, Int>>),
     validation_len: usize,
@@ -220,6 +223,8 @@ impl Prepared {
         let device = device.clone().without_autodiff();
         Self {
             train: data.train.clone(),
+            validation_split: data.validation.clone(),
+            test_split: data.test.clone(),
             validation: upload_chunks(&data.validation, &device),
             test: upload_chunks(&data.test, &device),
             validation_len: data.validation.len(),
@@ -264,6 +269,25 @@ async fn evaluate_set<M: Classifier>(
         .map_err(|e| DeviceError::new("metrics", e))?;
     let n = len.max(1) as f64;
     Ok((values[0] / n, values[1] / n))
+}
+
+/// Evaluates the sparse trainer's network through its sparse forward pass on the host, on
+/// the same sets and chunks as [`evaluate`] (the same numbers up to summation order).
+fn evaluate_sparse(
+    trainer: &mut SparseTrainer,
+    data: &Prepared,
+    iteration: usize,
+) -> Result<EvalPoint, TrainError> {
+    let (validation_loss, validation_accuracy) =
+        trainer.evaluate(&data.validation_split, EVAL_CHUNK)?;
+    let (test_loss, test_accuracy) = trainer.evaluate(&data.test_split, EVAL_CHUNK)?;
+    Ok(EvalPoint {
+        iteration,
+        validation_loss,
+        validation_accuracy,
+        test_loss,
+        test_accuracy,
+    })
 }
 
 /// Evaluates `model` (any device; evaluation runs without autodiff) on validation and test.
@@ -574,7 +598,6 @@ pub async fn train_scheduled<M: Classifier>(
             time.data += (built - started).as_secs_f64();
             time.training += built.elapsed().as_secs_f64();
             let read = snapshot_at == Some(iteration)
-                || iteration.is_multiple_of(config.eval_every)
                 || iteration == config.iterations
                 || schedule
                     .checkpoint
@@ -620,7 +643,11 @@ pub async fn train_scheduled<M: Classifier>(
         observer.on_step(iteration, config.iterations);
         if iteration.is_multiple_of(config.eval_every) || iteration == config.iterations {
             let started = Instant::now();
-            let point = check_point(evaluate(&model, data, iteration).await?)?;
+            let point = match sparse.as_mut() {
+                Some(trainer) => evaluate_sparse(trainer, data, iteration)?,
+                None => evaluate(&model, data, iteration).await?,
+            };
+            let point = check_point(point)?;
             time.evaluation += started.elapsed().as_secs_f64();
             observer.on_eval(&point);
             curve.push(point);
