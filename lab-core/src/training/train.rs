@@ -564,8 +564,8 @@ pub async fn train_scheduled<M: Classifier>(
     for _ in 0..done {
         order.next();
     }
-    // The sparse kernel trains on the host; `model` then holds its weights only where
-    // something reads them (evaluation, the snapshot, checkpoints, the end).
+    // The sparse kernel trains and evaluates on the host; `model` then holds its weights only
+    // where something reads them (the snapshot, checkpoints, the end).
     let mut sparse = match kernel {
         Kernel::Sparse => {
             let stages = model.stages().unwrap_or_default();
